@@ -1,0 +1,27 @@
+"""What the engine asks its driver (the runtime) to do. Plain data, no behaviour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StartAttempt:
+    task_id: str
+    job_id: str
+    attempt: int
+    argv: tuple[str, ...]
+    env: dict[str, str]  # on top of the runtime's own environment
+    memory_mib: int
+    vcpu_milli: int
+    log_stream: str
+
+
+@dataclass(frozen=True)
+class StopAttempt:
+    task_id: str
+    pid: int
+    reason: str
+
+
+Action = StartAttempt | StopAttempt

@@ -1,0 +1,856 @@
+"""The local AWS Batch engine as a pure state machine.
+
+Requests (the Batch operations) and events (an attempt started, exited or was
+lost; time passed) go in; :meth:`Engine.step` hands back the actions the
+driver must carry out (start or stop an attempt). Time only comes from the
+injected clock, so tests drive everything with a fake one. Nothing here does
+I/O: the runtime persists what :meth:`Engine.take_changes` returns.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchbook.engine.actions import Action, StartAttempt, StopAttempt
+from batchbook.engine.jobs import (
+    ACTIVE,
+    CANCELLABLE,
+    CHILD_FAILED,
+    DEPENDENCY_FAILED,
+    ESSENTIAL_EXITED,
+    FINAL,
+    OOM_REASON,
+    STATUSES,
+    TIMEOUT_REASON,
+    Job,
+    JobSpec,
+    Task,
+)
+from batchbook.engine.registry import Host, Registry, check_env, check_timeout, paginate
+from batchbook.engine.resources import NONE, Resources, job_resources
+from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.validation import check_name, check_range, validate_request
+from batchbook.errors import ClientError
+
+Clock = Callable[[], int]  # epoch milliseconds
+
+MAX_SUBMIT_BYTES = 30 * 1024
+MISFIT_REASON = (
+    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement ({need}) is higher "
+    "than that can be met by the CE(s) attached to the job queue ({have})."
+)
+_REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
+
+
+@dataclass
+class Changes:
+    """What changed since the last call, for the runtime to persist in one transaction."""
+
+    objects: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
+    jobs: list[Job] = field(default_factory=list)
+    events: list[tuple[int, str, str, str | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    min_timeout_seconds: int = 60  # AWS's floor; the local runtime may lower it for tests
+
+
+class Engine:
+    def __init__(self, clock: Clock, host: Host, config: EngineConfig | None = None):
+        self.clock = clock
+        self.host = host
+        self.config = config or EngineConfig()
+        self.registry = Registry(host, self._object_changed)
+        self.jobs: dict[str, Job] = {}
+        self._runnable: dict[str, dict[str, Job]] = {}  # queue name -> FIFO of RUNNABLE jobs
+        self._submitted: deque[Job] = deque()
+        self._tasks: dict[str, Job] = {}  # task id -> job with that attempt in flight
+        self._used: dict[str, Resources] = {}  # compute environment -> what is reserved
+        self._deadlines: list[tuple[int, str]] = []  # (epoch ms, task id) attempt timeouts
+        self._actions: list[Action] = []
+        self._seq = 0
+        self._changes = Changes()
+        self._changed_jobs: dict[str, Job] = {}
+
+    # ------------------------------------------------------------------ plumbing
+    def _object_changed(self, kind: str, key: str, data: dict[str, Any] | None) -> None:
+        self._changes.objects.append((kind, key, data))
+
+    def _touch(self, job: Job) -> None:
+        self._changed_jobs[job.id] = job
+
+    def take_changes(self) -> Changes:
+        changes = self._changes
+        changes.jobs = list(self._changed_jobs.values())
+        self._changes = Changes()
+        self._changed_jobs = {}
+        return changes
+
+    def job_arn(self, job_id: str) -> str:
+        return self.registry.arn("job", job_id)
+
+    # ------------------------------------------------------ registry operations
+    def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.create_compute_environment(req)
+
+    def update_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.update_compute_environment(req)
+
+    def delete_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.delete_compute_environment(req)
+
+    def describe_compute_environments(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.registry.describe_compute_environments(req or {})
+
+    def create_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.create_job_queue(req)
+
+    def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.update_job_queue(req)
+
+    def delete_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DeleteJobQueue", req)
+        queue = self.registry.job_queue(req["jobQueue"])
+        name = queue["jobQueueName"]
+        if queue["state"] != "DISABLED":
+            raise ClientError(f"jobQueue: {name!r} must be DISABLED before it is deleted")
+        for job in list(self.jobs.values()):
+            if job.spec.queue == name and job.parent is None and not job.final:
+                self._terminate(job, "Job queue deleted")
+        self.registry.delete_job_queue(name)
+        return {}
+
+    def describe_job_queues(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.registry.describe_job_queues(req or {})
+
+    def register_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.register_job_definition(req, self.config.min_timeout_seconds)
+
+    def deregister_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
+        return self.registry.deregister_job_definition(req)
+
+    def describe_job_definitions(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self.registry.describe_job_definitions(req or {})
+
+    # ------------------------------------------------------------- job requests
+    def submit_job(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("SubmitJob", req)
+        size = len(json.dumps(req, separators=(",", ":")))
+        if size > MAX_SUBMIT_BYTES:
+            raise ClientError(
+                f"request: {size} bytes; a SubmitJob request may be at most {MAX_SUBMIT_BYTES} bytes (30 KiB)"
+            )
+        check_name("jobName", req["jobName"])
+        queue = self.registry.job_queue(req["jobQueue"])
+        if queue["state"] != "ENABLED":
+            raise ClientError(
+                f"jobQueue: {queue['jobQueueName']!r} is DISABLED; it accepts no new jobs"
+            )
+        jobdef = self.registry.job_definition(req["jobDefinition"])
+        if jobdef["status"] != "ACTIVE":
+            raise ClientError(f"jobDefinition: {jobdef['jobDefinitionArn']} is INACTIVE")
+        array_size = (req.get("arrayProperties") or {}).get("size")
+        check_range("arrayProperties.size", array_size, 2, 10_000)
+        overrides = req.get("containerOverrides") or {}
+        check_env(overrides.get("environment"), "containerOverrides.environment")
+        resources = job_resources(jobdef["containerProperties"], overrides)
+        if not (overrides.get("command") or jobdef["containerProperties"].get("command")):
+            raise ClientError(
+                "containerOverrides.command: the local engine runs no images, so a command is required"
+            )
+        retry = RetryStrategy.from_api(req.get("retryStrategy") or jobdef.get("retryStrategy"))
+        timeout = check_timeout(
+            req.get("timeout") or jobdef.get("timeout"), self.config.min_timeout_seconds
+        )
+        if len(req.get("tags") or {}) > 50:
+            raise ClientError("tags: at most 50 tags are allowed")
+        plain, n_to_n, sequential = self._check_dependencies(req.get("dependsOn") or [], array_size)
+
+        spec = JobSpec(
+            req,
+            queue["jobQueueName"],
+            jobdef["jobDefinitionArn"],
+            resources,
+            retry,
+            timeout,
+            array_size,
+        )
+        now = self.clock()
+        job = self._new_job(str(uuid.uuid4()), spec, now)
+        for dep in plain:
+            self._wait_on(job, dep)
+        if array_size is not None:
+            job.released = not job.waiting_on
+            job.summary = dict.fromkeys(STATUSES, 0)
+            job.summary["SUBMITTED"] = array_size
+            for i in range(array_size):
+                child = self._new_job(f"{job.id}:{i}", spec, now, index=i, parent=job)
+                job.children.append(child)
+                if n_to_n is not None:
+                    self._wait_on(child, n_to_n.children[i])
+                if sequential and i:
+                    self._wait_on(child, job.children[i - 1])
+        self._submitted.append(job)
+        return {"jobArn": self.job_arn(job.id), "jobName": spec.name, "jobId": job.id}
+
+    def _check_dependencies(
+        self, depends_on: list[dict[str, Any]], array_size: int | None
+    ) -> tuple[list[Job], Job | None, bool]:
+        if len(depends_on) > 20:
+            raise ClientError(f"dependsOn: {len(depends_on)} dependencies; at most 20 are allowed")
+        plain: list[Job] = []
+        n_to_n: Job | None = None
+        sequential = False
+        for i, dep in enumerate(depends_on):
+            kind, job_id = dep.get("type"), dep.get("jobId")
+            where = f"dependsOn[{i}]"
+            if kind == "SEQUENTIAL" and not job_id:
+                if array_size is None:
+                    raise ClientError(
+                        f"{where}.type: SEQUENTIAL without a jobId needs an array job"
+                    )
+                sequential = True
+                continue
+            if not job_id:
+                raise ClientError(f"{where}.jobId: required unless type is SEQUENTIAL")
+            target = self.jobs.get(job_id)
+            if target is None:
+                raise ClientError(f"{where}.jobId: job {job_id!r} does not exist")
+            if kind == "N_TO_N":
+                if (
+                    array_size is None
+                    or target.spec.array_size != array_size
+                    or not target.is_parent
+                ):
+                    raise ClientError(
+                        f"{where}.type: N_TO_N needs two array jobs of the same size "
+                        f"(this job {array_size}, {job_id} {target.spec.array_size if target.is_parent else None})"
+                    )
+                n_to_n = target
+            else:
+                plain.append(target)
+        return plain, n_to_n, sequential
+
+    def _new_job(
+        self,
+        job_id: str,
+        spec: JobSpec,
+        now: int,
+        index: int | None = None,
+        parent: Job | None = None,
+    ) -> Job:
+        self._seq += 1
+        job = Job(id=job_id, spec=spec, created_at=now, seq=self._seq, index=index, parent=parent)
+        self.jobs[job_id] = job
+        self._record(job, now)
+        return job
+
+    def _wait_on(self, job: Job, dep: Job) -> None:
+        if dep.status == "SUCCEEDED":
+            return
+        job.waiting_on.add(dep.id)
+        dep.dependents.append(job.id)
+        self._touch(dep)
+
+    def cancel_job(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("CancelJob", req)
+        job = self.jobs.get(req["jobId"])
+        if job is not None:
+            targets = job.children if job.is_parent else [job]
+            for target in targets:
+                if target.status in CANCELLABLE:
+                    target.is_cancelled = True
+                    self._fail(target, req["reason"])
+        return {}
+
+    def terminate_job(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("TerminateJob", req)
+        job = self.jobs.get(req["jobId"])
+        if job is not None:
+            self._terminate(job, req["reason"])
+        return {}
+
+    def _terminate(self, job: Job, reason: str) -> None:
+        for target in job.children if job.is_parent else [job]:
+            if target.final:
+                continue
+            target.is_terminated = True
+            self._touch(target)
+            if target.status in CANCELLABLE:
+                self._fail(target, reason)
+            else:
+                self._stop(target, reason, "terminate")
+
+    def _stop(self, job: Job, reason: str, kind: str) -> None:
+        task = job.task
+        if task is None or task.stop_kind is not None:
+            return
+        task.stop_reason, task.stop_kind = reason, kind
+        self._touch(job)
+        if task.pid is not None:
+            self._actions.append(StopAttempt(task.task_id, task.pid, reason))
+        # else: stopped as soon as it reports started
+
+    # ------------------------------------------------------------------ events
+    def attempt_started(self, task_id: str, pid: int, pid_start: int | None = None) -> None:
+        job = self._tasks.get(task_id)
+        if job is None or job.task is None:
+            return
+        task = job.task
+        now = self.clock()
+        task.pid, task.pid_start, task.started_at = pid, pid_start, now
+        job.started_at = now
+        self._set_status(job, "RUNNING")
+        if task.stop_kind is not None:
+            self._actions.append(StopAttempt(task_id, pid, task.stop_reason or ""))
+        elif job.spec.timeout_seconds:
+            heapq.heappush(self._deadlines, (now + job.spec.timeout_seconds * 1000, task_id))
+
+    def attempt_exited(
+        self,
+        task_id: str,
+        exit_code: int | None,
+        *,
+        oom: bool = False,
+        reason: str | None = None,
+        peak_memory_kib: int | None = None,
+        cpu_seconds: float | None = None,
+    ) -> None:
+        """An attempt ended: ``exit_code`` None means it was lost with ``reason``."""
+        job = self._tasks.pop(task_id, None)
+        if job is None or job.task is None:
+            return
+        task, job.task = job.task, None
+        now = self.clock()
+        self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) - job.spec.resources
+        container_reason = None
+        if task.stop_kind == "terminate":
+            status_reason = task.stop_reason or "Terminated"
+        elif task.stop_kind == "timeout":
+            status_reason = TIMEOUT_REASON
+        elif oom:
+            exit_code, status_reason = 137, OOM_REASON
+            container_reason = OOM_REASON
+        elif exit_code is None:
+            status_reason = reason or "Attempt lost"
+            container_reason = reason
+        else:
+            status_reason = ESSENTIAL_EXITED
+        container: dict[str, Any] = {
+            "logStreamName": task.log_stream,
+            "taskArn": self._task_arn(task.task_id),
+        }
+        if exit_code is not None:
+            container["exitCode"] = exit_code
+        if container_reason:
+            container["reason"] = container_reason
+        attempt: dict[str, Any] = {
+            "container": container,
+            "startedAt": task.started_at or now,
+            "stoppedAt": now,
+            "statusReason": status_reason,
+        }
+        usage = {
+            k: v
+            for k, v in (("peakMemoryKiB", peak_memory_kib), ("cpuSeconds", cpu_seconds))
+            if v is not None
+        }
+        if usage:
+            attempt["usage"] = usage
+        job.attempts.append(attempt)
+        if exit_code == 0 and task.stop_kind is None and not oom:
+            self._set_status(job, "SUCCEEDED", status_reason)
+        elif task.stop_kind is None and job.spec.retry.should_retry(
+            task.number, status_reason, container_reason, exit_code
+        ):
+            job.status_reason = status_reason
+            self._set_status(job, "RUNNABLE", status_reason)
+        else:
+            self._fail(job, status_reason)
+
+    def attempt_lost(self, task_id: str, reason: str) -> None:
+        self.attempt_exited(task_id, None, reason=reason)
+
+    def active_tasks(self) -> list[tuple[str, Task]]:
+        return [(job.id, job.task) for job in self._tasks.values() if job.task is not None]
+
+    def _task_arn(self, task_id: str) -> str:
+        return f"arn:aws:ecs:{self.host.region}:{self.host.account}:task/local/{task_id}"
+
+    # -------------------------------------------------------------- scheduling
+    def next_deadline(self) -> int | None:
+        return self._deadlines[0][0] if self._deadlines else None
+
+    def step(self) -> list[Action]:
+        """Advance: fire due timeouts, admit submitted jobs, place runnable ones."""
+        now = self.clock()
+        while self._deadlines and self._deadlines[0][0] <= now:
+            _, task_id = heapq.heappop(self._deadlines)
+            job = self._tasks.get(task_id)
+            if job is not None and job.task is not None and job.task.task_id == task_id:
+                self._stop(job, TIMEOUT_REASON, "timeout")
+        while self._submitted:
+            self._admit(self._submitted.popleft())
+        self._place()
+        actions, self._actions = self._actions, []
+        return actions
+
+    def _admit(self, job: Job) -> None:
+        if job.final:
+            return
+        for member in [job, *job.children]:
+            if member.status == "SUBMITTED":
+                self._set_status(member, "PENDING")
+        # A dependency that had already failed at submission dooms its dependents now.
+        if job.is_parent and self._depends_on_failure(job):
+            job.status_reason = DEPENDENCY_FAILED
+            members = job.children
+        else:
+            members = [
+                m for m in [job, *job.children] if not m.is_parent and self._depends_on_failure(m)
+            ]
+        doomed: deque[Job] = deque()
+        for member in members:
+            if not member.final:
+                self._finish_quietly(member, "FAILED", DEPENDENCY_FAILED, doomed)
+        self._settle(doomed)
+        if job.is_parent:
+            if job.released and not job.final:
+                self._release_children(job)
+        else:
+            self._maybe_runnable(job)
+
+    def _depends_on_failure(self, job: Job) -> bool:
+        return any(self.jobs[d].status == "FAILED" for d in job.waiting_on)
+
+    def _maybe_runnable(self, job: Job) -> None:
+        if (
+            job.status == "PENDING"
+            and not job.waiting_on
+            and (job.parent is None or job.parent.released)
+        ):
+            self._set_status(job, "RUNNABLE")
+
+    def _release_children(self, parent: Job) -> None:
+        parent.released = True
+        self._touch(parent)
+        for child in parent.children:
+            self._maybe_runnable(child)
+
+    def _place(self) -> None:
+        queues = sorted(
+            (
+                q
+                for q in self.registry.queues.values()
+                if q["state"] == "ENABLED" and self._runnable.get(q["jobQueueName"])
+            ),
+            key=lambda q: -q["priority"],
+        )
+        for queue in queues:
+            attached = [
+                n for n in self.registry.queue_environments(queue) if n in self.registry.ces
+            ]
+            names = [n for n in attached if self.registry.ces[n]["state"] == "ENABLED"]
+            if not names:
+                continue
+            capacity = {n: self.registry.capacity[n] for n in attached}
+            free = {n: capacity[n] - self._used.get(n, NONE) for n in names}
+            largest = max(capacity.values(), key=lambda r: (r.vcpu_milli, r.memory_mib))
+            runnable = self._runnable[queue["jobQueueName"]]
+            placed: list[tuple[Job, str]] = []
+            misses: set[Resources] = set()
+            misses_in_a_row = 0
+            for job in runnable.values():
+                need = job.spec.resources
+                if need in misses:
+                    misses_in_a_row += 1
+                else:
+                    target = next((n for n in names if need.fits_in(free[n])), None)
+                    if target is not None:
+                        free[target] = free[target] - need
+                        placed.append((job, target))
+                        misses_in_a_row = 0
+                        if all(f.vcpu_milli <= 0 for f in free.values()):
+                            break
+                        continue
+                    misses.add(need)
+                    misses_in_a_row += 1
+                    if not any(need.fits_in(c) for c in capacity.values()):
+                        reason = MISFIT_REASON.format(need=need.describe(), have=largest.describe())
+                        if job.status_reason != reason:
+                            job.status_reason = reason
+                            self._touch(job)
+                if misses_in_a_row > 256:
+                    break
+            for job, ce in placed:
+                self._start(job, ce)
+
+    def _start(self, job: Job, ce: str) -> None:
+        self._used[ce] = self._used.get(ce, NONE) + job.spec.resources
+        job.ce = ce
+        job.status_reason = None
+        task_id = uuid.uuid4().hex
+        jobdef = self.registry.jobdefs[job.spec.job_definition_arn.rsplit("/", 1)[-1]]
+        task = Task(
+            task_id, len(job.attempts) + 1, f"{jobdef['jobDefinitionName']}/default/{task_id}"
+        )
+        job.task = task
+        self._tasks[task_id] = job
+        self._set_status(job, "STARTING")
+        self._actions.append(
+            StartAttempt(
+                task_id=task_id,
+                job_id=job.id,
+                attempt=task.number,
+                argv=tuple(self.command(job, jobdef)),
+                env=self.environment(job, jobdef, task.number),
+                memory_mib=job.spec.resources.memory_mib,
+                vcpu_milli=job.spec.resources.vcpu_milli,
+                log_stream=task.log_stream,
+            )
+        )
+
+    def command(self, job: Job, jobdef: dict[str, Any]) -> list[str]:
+        overrides = job.spec.request.get("containerOverrides") or {}
+        command = overrides.get("command") or jobdef["containerProperties"].get("command") or []
+        params = {**jobdef.get("parameters", {}), **(job.spec.request.get("parameters") or {})}
+        return [_REF.sub(lambda m: params.get(m.group(1), m.group(0)), arg) for arg in command]
+
+    def environment(self, job: Job, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
+        overrides = job.spec.request.get("containerOverrides") or {}
+        env = {
+            e["name"]: e.get("value", "")
+            for e in jobdef["containerProperties"].get("environment") or []
+        }
+        env.update({e["name"]: e.get("value", "") for e in overrides.get("environment") or []})
+        env["AWS_BATCH_JOB_ID"] = job.id
+        env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)
+        env["AWS_BATCH_JQ_NAME"] = job.spec.queue
+        env["AWS_BATCH_CE_NAME"] = job.ce or ""
+        if job.index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.index)
+        return env
+
+    # ------------------------------------------------------- status transitions
+    def _record(self, job: Job, now: int) -> None:
+        self._touch(job)
+        self._changes.events.append((now, job.id, job.status, job.status_reason))
+
+    def _set_status(self, job: Job, status: str, reason: str | None = None) -> None:
+        old = job.status
+        if old == status:
+            return
+        now = self.clock()
+        if old == "RUNNABLE":
+            self._runnable[job.spec.queue].pop(job.id, None)
+        elif status == "RUNNABLE":
+            self._runnable.setdefault(job.spec.queue, {})[job.id] = job
+        job.status = status
+        if reason is not None:
+            job.status_reason = reason
+        self._record(job, now)
+        parent = job.parent
+        if parent is not None:
+            parent.summary[old] -= 1
+            parent.summary[status] += 1
+            if parent.status == "SUBMITTED":
+                self._set_status(parent, "PENDING")
+        if status in FINAL:
+            job.stopped_at = now
+            self._settle(deque([job]))
+
+    def _fail(self, job: Job, reason: str) -> None:
+        self._set_status(job, "FAILED", reason)
+
+    def _settle(self, todo: deque[Job]) -> None:
+        """Propagate final statuses to dependents and array parents, without recursion."""
+        while todo:
+            done = todo.popleft()
+            for dep_id in done.dependents:
+                waiter = self.jobs[dep_id]
+                if waiter.final:
+                    continue
+                if done.status == "SUCCEEDED":
+                    waiter.waiting_on.discard(done.id)
+                    self._touch(waiter)
+                    if not waiter.waiting_on and waiter.is_parent and not waiter.released:
+                        if waiter.status != "SUBMITTED":
+                            self._release_children(waiter)
+                        else:
+                            waiter.released = True
+                    else:
+                        self._maybe_runnable(waiter)
+                elif waiter.is_parent:
+                    waiter.status_reason = DEPENDENCY_FAILED
+                    for child in waiter.children:
+                        if child.status in CANCELLABLE:
+                            self._finish_quietly(child, "FAILED", DEPENDENCY_FAILED, todo)
+                elif waiter.status in CANCELLABLE:
+                    self._finish_quietly(waiter, "FAILED", DEPENDENCY_FAILED, todo)
+            parent = done.parent
+            if parent is None or parent.final:
+                continue
+            if parent.summary["SUCCEEDED"] + parent.summary["FAILED"] == len(parent.children):
+                if parent.summary["FAILED"]:
+                    self._finish_quietly(
+                        parent, "FAILED", parent.status_reason or CHILD_FAILED, todo
+                    )
+                else:
+                    self._finish_quietly(parent, "SUCCEEDED", None, todo)
+
+    def _finish_quietly(self, job: Job, status: str, reason: str | None, todo: deque[Job]) -> None:
+        """Set a final status and queue the job for settling (instead of recursing)."""
+        now = self.clock()
+        old = job.status
+        if old == "RUNNABLE":
+            self._runnable[job.spec.queue].pop(job.id, None)
+        job.status = status
+        if reason is not None:
+            job.status_reason = reason
+        job.stopped_at = now
+        self._record(job, now)
+        if job.parent is not None:
+            job.parent.summary[old] -= 1
+            job.parent.summary[status] += 1
+        todo.append(job)
+
+    # ------------------------------------------------------------- describing
+    def describe_jobs(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DescribeJobs", req)
+        ids = req["jobs"]
+        if len(ids) > 100:
+            raise ClientError(f"jobs: {len(ids)} job ids; at most 100 are allowed per call")
+        return {"jobs": [self.job_detail(self.jobs[i]) for i in ids if i in self.jobs]}
+
+    def list_jobs(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
+        req = req or {}
+        validate_request("ListJobs", req)
+        filters = req.get("filters") or []
+        status = None if filters else req.get("jobStatus", "RUNNING")
+        if req.get("arrayJobId"):
+            parent = self.jobs.get(req["arrayJobId"])
+            if parent is None or not parent.is_parent:
+                raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
+            jobs: Iterable[Job] = parent.children
+        elif req.get("multiNodeJobId"):
+            raise ClientError(
+                "multiNodeJobId: multi-node parallel jobs are not supported by the local engine yet"
+            )
+        elif req.get("jobQueue"):
+            name = self.registry.job_queue(req["jobQueue"])["jobQueueName"]
+            jobs = sorted(
+                (j for j in self.jobs.values() if j.parent is None and j.spec.queue == name),
+                key=lambda j: -j.seq,
+            )
+        else:
+            raise ClientError("jobQueue: one of jobQueue, arrayJobId or multiNodeJobId is required")
+        if status is not None:
+            jobs = [j for j in jobs if j.status == status]
+        for f in filters:
+            jobs = self._filter(list(jobs), f)
+        page, token = paginate(list(jobs), req.get("maxResults"), req.get("nextToken"), 1000)
+        out: dict[str, Any] = {"jobSummaryList": [self.job_summary(j) for j in page]}
+        if token:
+            out["nextToken"] = token
+        return out
+
+    def _filter(self, jobs: list[Job], f: dict[str, Any]) -> list[Job]:
+        name, values = f.get("name"), f.get("values") or []
+        if len(values) != 1:
+            raise ClientError(f"filters.{name}: exactly one value is required")
+        value = values[0]
+        if name == "JOB_NAME":
+            if value.endswith("*"):
+                return [j for j in jobs if j.spec.name.startswith(value[:-1])]
+            return [j for j in jobs if j.spec.name == value]
+        if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
+            try:
+                at = int(value)
+            except ValueError:
+                raise ClientError(f"filters.{name}: {value!r} is not epoch milliseconds") from None
+            if name == "BEFORE_CREATED_AT":
+                return [j for j in jobs if j.created_at < at]
+            return [j for j in jobs if j.created_at > at]
+        if name == "JOB_DEFINITION":
+            ref = value.rsplit("/", 1)[-1]
+            return [
+                j
+                for j in jobs
+                if j.spec.job_definition_arn.endswith("/" + ref)
+                or (
+                    ":" not in ref
+                    and j.spec.job_definition_arn.rsplit("/", 1)[-1].split(":")[0] == ref
+                )
+            ]
+        raise ClientError(
+            f"filters.name: {name!r} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
+        )
+
+    def job_summary(self, job: Job) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "jobArn": self.job_arn(job.id),
+            "jobId": job.id,
+            "jobName": job.spec.name,
+            "createdAt": job.created_at,
+            "status": job.status,
+            "jobDefinition": job.spec.job_definition_arn,
+        }
+        for key, value in (
+            ("statusReason", job.status_reason),
+            ("startedAt", job.started_at),
+            ("stoppedAt", job.stopped_at),
+        ):
+            if value is not None:
+                out[key] = value
+        if job.attempts:
+            last = job.attempts[-1]["container"]
+            out["container"] = {k: last[k] for k in ("exitCode", "reason") if k in last}
+        if job.is_parent:
+            out["arrayProperties"] = {"size": len(job.children)}
+        elif job.index is not None:
+            out["arrayProperties"] = {"index": job.index}
+        return out
+
+    def job_detail(self, job: Job) -> dict[str, Any]:
+        spec, req = job.spec, job.spec.request
+        jobdef = self.registry.jobdefs[spec.job_definition_arn.rsplit("/", 1)[-1]]
+        props = jobdef["containerProperties"]
+        overrides = req.get("containerOverrides") or {}
+        container: dict[str, Any] = {
+            "image": props.get("image"),
+            "command": self.command(job, jobdef),
+            "environment": [
+                {"name": k, "value": v}
+                for k, v in {
+                    **{e["name"]: e.get("value", "") for e in props.get("environment") or []},
+                    **{e["name"]: e.get("value", "") for e in overrides.get("environment") or []},
+                }.items()
+            ],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": f"{spec.resources.vcpu_milli / 1000:g}"},
+                {"type": "MEMORY", "value": str(spec.resources.memory_mib)},
+            ]
+            + ([{"type": "GPU", "value": str(spec.resources.gpus)}] if spec.resources.gpus else []),
+        }
+        for key in ("jobRoleArn", "executionRoleArn", "volumes", "mountPoints", "logConfiguration"):
+            if props.get(key) is not None:
+                container[key] = props[key]
+        current = job.task
+        if current is not None:
+            container["logStreamName"] = current.log_stream
+            container["taskArn"] = self._task_arn(current.task_id)
+        elif job.attempts:
+            container.update(job.attempts[-1]["container"])
+        out: dict[str, Any] = {
+            "jobArn": self.job_arn(job.id),
+            "jobName": spec.name,
+            "jobId": job.id,
+            "jobQueue": self.registry.arn("job-queue", spec.queue),
+            "status": job.status,
+            "attempts": [{k: v for k, v in a.items() if k != "usage"} for a in job.attempts],
+            "createdAt": job.created_at,
+            "retryStrategy": spec.retry.to_api(),
+            "dependsOn": req.get("dependsOn") or [],
+            "jobDefinition": spec.job_definition_arn,
+            "parameters": {**jobdef.get("parameters", {}), **(req.get("parameters") or {})},
+            "tags": req.get("tags") or {},
+            "propagateTags": bool(req.get("propagateTags", jobdef.get("propagateTags", False))),
+            "platformCapabilities": jobdef.get("platformCapabilities", ["EC2"]),
+            "isCancelled": job.is_cancelled,
+            "isTerminated": job.is_terminated,
+        }
+        if not job.is_parent:
+            out["container"] = container
+        for key, value in (
+            ("statusReason", job.status_reason),
+            ("startedAt", job.started_at),
+            ("stoppedAt", job.stopped_at),
+        ):
+            if value is not None:
+                out[key] = value
+        if spec.timeout_seconds:
+            out["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
+        if job.is_parent:
+            out["arrayProperties"] = {
+                "statusSummary": dict(job.summary),
+                "statusSummaryLastUpdatedAt": self.clock(),
+                "size": len(job.children),
+            }
+        elif job.index is not None:
+            out["arrayProperties"] = {"index": job.index}
+        return out
+
+    def why_not_running(self, job_id: str) -> str:
+        """A sentence on why a job is where it is (for "stuck in RUNNABLE" questions)."""
+        job = self.jobs.get(job_id)
+        if job is None:
+            return f"job {job_id} does not exist"
+        if job.status == "PENDING":
+            if job.waiting_on:
+                return f"waiting on {len(job.waiting_on)} dependencies: {', '.join(sorted(job.waiting_on)[:5])}"
+            return "waiting for its array parent's dependencies"
+        if job.status == "RUNNABLE":
+            if job.status_reason:
+                return job.status_reason
+            queue = self.registry.queues.get(job.spec.queue)
+            if queue is None or queue["state"] != "ENABLED":
+                return f"job queue {job.spec.queue} is not ENABLED"
+            names = self.registry.queue_environments(queue)
+            enabled = [n for n in names if self.registry.ces.get(n, {}).get("state") == "ENABLED"]
+            if not enabled:
+                return f"no ENABLED compute environment in job queue {job.spec.queue}"
+            busy = ", ".join(
+                f"{n}: {self._used.get(n, NONE).describe()} of {self.registry.capacity[n].describe()} in use"
+                for n in enabled
+            )
+            return f"waiting for capacity ({job.spec.resources.describe()} needed; {busy})"
+        return f"{job.status}: {job.status_reason or ''}".strip()
+
+    # ---------------------------------------------------------------- loading
+    def load(
+        self,
+        objects: Iterable[tuple[str, dict[str, Any]]],
+        jobs: Iterable[tuple[str, dict[str, Any]]],
+    ) -> None:
+        """Rebuild the state from persisted records (parents before their children)."""
+        for kind, data in objects:
+            self.registry.load(kind, data)
+        for job_id, rec in jobs:
+            parent = self.jobs[job_id.rsplit(":", 1)[0]] if ":" in job_id else None
+            job = Job.from_record(job_id, rec, parent)
+            self.jobs[job_id] = job
+            self._seq = max(self._seq, job.seq)
+            if parent is not None:
+                parent.children.append(job)
+        for job in self.jobs.values():
+            if job.is_parent:
+                job.children.sort(key=lambda c: c.index or 0)
+                job.summary = dict.fromkeys(STATUSES, 0)
+                for child in job.children:
+                    job.summary[child.status] += 1
+            if job.status == "SUBMITTED" and job.parent is None:
+                self._submitted.append(job)
+            elif job.status == "RUNNABLE":
+                self._runnable.setdefault(job.spec.queue, {})[job.id] = job
+            elif job.status in ACTIVE and job.task is not None:
+                self._tasks[job.task.task_id] = job
+                self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) + job.spec.resources
+                if job.task.started_at and job.spec.timeout_seconds and job.task.stop_kind is None:
+                    heapq.heappush(
+                        self._deadlines,
+                        (job.task.started_at + job.spec.timeout_seconds * 1000, job.task.task_id),
+                    )
+        for queue in self._runnable.values():
+            ordered = sorted(queue.values(), key=lambda j: j.seq)
+            queue.clear()
+            queue.update((j.id, j) for j in ordered)
+        self._changes = Changes()
+        self._changed_jobs = {}

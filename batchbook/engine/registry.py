@@ -1,0 +1,417 @@
+"""Compute environments, job queues and job definitions, kept in their AWS API shapes."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from batchbook.engine.resources import (
+    GPU_TAG,
+    MEMORY_TAG,
+    Resources,
+    environment_capacity,
+    job_resources,
+)
+from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.validation import check_name, check_range, validate_request
+from batchbook.errors import ClientError
+
+LOCAL_ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Host:
+    """The machine the local engine runs on, as far as the engine needs to know."""
+
+    cpus: int
+    memory_mib: int
+    region: str = "us-east-1"
+    account: str = LOCAL_ACCOUNT
+
+
+def paginate(
+    items: list[Any], max_results: int | None, next_token: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """Slice ``items`` by an opaque offset token; return the page and the next token."""
+    check_range("maxResults", max_results, 1, limit)
+    start = 0
+    if next_token:
+        try:
+            start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
+        except ValueError:
+            raise ClientError(
+                f"nextToken: {next_token!r:.60} is not a token this service issued"
+            ) from None
+    size = max_results or limit
+    page = items[start : start + size]
+    more = start + size < len(items)
+    token = base64.urlsafe_b64encode(str(start + size).encode()).decode() if more else None
+    return page, token
+
+
+class Registry:
+    """Holds compute environments, job queues and job definitions by name."""
+
+    def __init__(self, host: Host, on_change: Callable[[str, str, dict[str, Any] | None], None]):
+        self.host = host
+        self.ces: dict[str, dict[str, Any]] = {}
+        self.queues: dict[str, dict[str, Any]] = {}
+        self.jobdefs: dict[str, dict[str, Any]] = {}  # "name:revision" -> definition
+        self.capacity: dict[str, Resources] = {}
+        self._changed = on_change
+
+    def arn(self, kind: str, name: str) -> str:
+        return f"arn:aws:batch:{self.host.region}:{self.host.account}:{kind}/{name}"
+
+    # -- compute environments -------------------------------------------------------
+    def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("CreateComputeEnvironment", req)
+        name = req["computeEnvironmentName"]
+        check_name("computeEnvironmentName", name)
+        if name in self.ces:
+            raise ClientError(f"computeEnvironmentName: {name!r} already exists")
+        resources = req.get("computeResources")
+        if req["type"] == "MANAGED":
+            if not resources:
+                raise ClientError("computeResources: required for a MANAGED compute environment")
+            self._check_compute_resources(resources)
+        elif resources:
+            raise ClientError("computeResources: not allowed for an UNMANAGED compute environment")
+        check_range("unmanagedvCpus", req.get("unmanagedvCpus"), 0, 100_000)
+        self._check_local_tags(req.get("tags"))
+        arn = self.arn("compute-environment", name)
+        ce = {
+            "computeEnvironmentName": name,
+            "computeEnvironmentArn": arn,
+            "ecsClusterArn": f"arn:aws:ecs:{self.host.region}:{self.host.account}:cluster/{name}-local",
+            "type": req["type"],
+            "state": req.get("state", "ENABLED"),
+            "status": "VALID",
+            "statusReason": "ComputeEnvironment Healthy",
+            "tags": req.get("tags") or {},
+            "uuid": str(uuid.uuid4()),
+            "containerOrchestrationType": "ECS",
+        }
+        for key in ("computeResources", "serviceRole", "unmanagedvCpus"):
+            if req.get(key) is not None:
+                ce[key] = req[key]
+        self._put_ce(ce)
+        return {"computeEnvironmentName": name, "computeEnvironmentArn": arn}
+
+    def _check_compute_resources(
+        self, cr: dict[str, Any], base: dict[str, Any] | None = None
+    ) -> None:
+        merged = {**(base or {}), **cr}
+        for key in ("minvCpus", "maxvCpus", "desiredvCpus"):
+            check_range(f"computeResources.{key}", merged.get(key), 0, 100_000)
+        low, high = merged.get("minvCpus", 0), merged["maxvCpus"]
+        if low > high:
+            raise ClientError(f"computeResources.minvCpus: {low} is greater than maxvCpus {high}")
+        desired = merged.get("desiredvCpus")
+        if desired is not None and not low <= desired <= high:
+            raise ClientError(
+                f"computeResources.desiredvCpus: {desired} must lie between minvCpus {low} and maxvCpus {high}"
+            )
+
+    def _check_local_tags(self, tags: dict[str, str] | None) -> None:
+        for key in (MEMORY_TAG, GPU_TAG):
+            if tags and key in tags:
+                value = tags[key]
+                if not str(value).isdigit():
+                    raise ClientError(f"tags.{key}: {value!r} is not a whole number")
+
+    def _put_ce(self, ce: dict[str, Any]) -> None:
+        name = ce["computeEnvironmentName"]
+        self.ces[name] = ce
+        self.capacity[name] = environment_capacity(ce, self.host.memory_mib, self.host.cpus)
+        self._changed("ce", name, ce)
+
+    def compute_environment(self, ref: str, field: str = "computeEnvironment") -> dict[str, Any]:
+        ce = self.ces.get(ref.rsplit("/", 1)[-1]) if ref.startswith("arn:") else self.ces.get(ref)
+        if ce is None:
+            raise ClientError(f"{field}: compute environment {ref!r} does not exist")
+        return ce
+
+    def update_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("UpdateComputeEnvironment", req)
+        ce = dict(self.compute_environment(req["computeEnvironment"]))
+        if req.get("computeResources"):
+            if ce["type"] != "MANAGED":
+                raise ClientError("computeResources: an UNMANAGED compute environment has none")
+            cr = {**ce["computeResources"], **req["computeResources"]}
+            self._check_compute_resources(req["computeResources"], ce["computeResources"])
+            ce["computeResources"] = cr
+        if req.get("unmanagedvCpus") is not None:
+            check_range("unmanagedvCpus", req["unmanagedvCpus"], 0, 100_000)
+            ce["unmanagedvCpus"] = req["unmanagedvCpus"]
+        for key in ("state", "serviceRole"):
+            if req.get(key) is not None:
+                ce[key] = req[key]
+        self._put_ce(ce)
+        return {
+            "computeEnvironmentName": ce["computeEnvironmentName"],
+            "computeEnvironmentArn": ce["computeEnvironmentArn"],
+        }
+
+    def delete_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DeleteComputeEnvironment", req)
+        ce = self.compute_environment(req["computeEnvironment"])
+        name = ce["computeEnvironmentName"]
+        if ce["state"] != "DISABLED":
+            raise ClientError(f"computeEnvironment: {name!r} must be DISABLED before it is deleted")
+        users = [
+            q["jobQueueName"] for q in self.queues.values() if name in self.queue_environments(q)
+        ]
+        if users:
+            raise ClientError(
+                f"computeEnvironment: {name!r} is still used by job queue(s) {', '.join(users)}"
+            )
+        del self.ces[name]
+        del self.capacity[name]
+        self._changed("ce", name, None)
+        return {}
+
+    def describe_compute_environments(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DescribeComputeEnvironments", req)
+        wanted = req.get("computeEnvironments")
+        items = (
+            [self.ces[n] for n in sorted(self.ces)]
+            if not wanted
+            else [ce for ref in wanted if (ce := self._find(self.ces, ref)) is not None]
+        )
+        page, token = paginate(items, req.get("maxResults"), req.get("nextToken"), 100)
+        return _with_token({"computeEnvironments": page}, token)
+
+    # -- job queues -----------------------------------------------------------------
+    def create_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("CreateJobQueue", req)
+        name = req["jobQueueName"]
+        check_name("jobQueueName", name)
+        if name in self.queues:
+            raise ClientError(f"jobQueueName: {name!r} already exists")
+        check_range("priority", req["priority"], 0, 1000)
+        order = self._check_order(req.get("computeEnvironmentOrder"))
+        arn = self.arn("job-queue", name)
+        queue = {
+            "jobQueueName": name,
+            "jobQueueArn": arn,
+            "state": req.get("state", "ENABLED"),
+            "status": "VALID",
+            "statusReason": "JobQueue Healthy",
+            "priority": req["priority"],
+            "computeEnvironmentOrder": order,
+            "tags": req.get("tags") or {},
+            "jobQueueType": "ECS",
+        }
+        for key in ("schedulingPolicyArn", "jobStateTimeLimitActions"):
+            if req.get(key) is not None:
+                queue[key] = req[key]
+        self._put_queue(queue)
+        return {"jobQueueName": name, "jobQueueArn": arn}
+
+    def _check_order(self, order: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        if not order:
+            raise ClientError(
+                "computeEnvironmentOrder: at least one compute environment is required"
+            )
+        if len(order) > 3:
+            raise ClientError(
+                f"computeEnvironmentOrder: {len(order)} entries; at most 3 are allowed"
+            )
+        seen: set[int] = set()
+        out = []
+        for i, entry in enumerate(order):
+            ce = self.compute_environment(
+                entry["computeEnvironment"], f"computeEnvironmentOrder[{i}].computeEnvironment"
+            )
+            if entry["order"] in seen:
+                raise ClientError(
+                    f"computeEnvironmentOrder[{i}].order: {entry['order']} is used twice"
+                )
+            seen.add(entry["order"])
+            out.append({"order": entry["order"], "computeEnvironment": ce["computeEnvironmentArn"]})
+        return sorted(out, key=lambda e: e["order"])
+
+    def _put_queue(self, queue: dict[str, Any]) -> None:
+        self.queues[queue["jobQueueName"]] = queue
+        self._changed("queue", queue["jobQueueName"], queue)
+
+    def job_queue(self, ref: str, field: str = "jobQueue") -> dict[str, Any]:
+        queue = self._find(self.queues, ref)
+        if queue is None:
+            raise ClientError(f"{field}: job queue {ref!r} does not exist")
+        return queue
+
+    def queue_environments(self, queue: dict[str, Any]) -> list[str]:
+        return [
+            e["computeEnvironment"].rsplit("/", 1)[-1] for e in queue["computeEnvironmentOrder"]
+        ]
+
+    def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("UpdateJobQueue", req)
+        queue = dict(self.job_queue(req["jobQueue"]))
+        if req.get("priority") is not None:
+            check_range("priority", req["priority"], 0, 1000)
+            queue["priority"] = req["priority"]
+        if req.get("computeEnvironmentOrder") is not None:
+            queue["computeEnvironmentOrder"] = self._check_order(req["computeEnvironmentOrder"])
+        for key in ("state", "schedulingPolicyArn", "jobStateTimeLimitActions"):
+            if req.get(key) is not None:
+                queue[key] = req[key]
+        self._put_queue(queue)
+        return {"jobQueueName": queue["jobQueueName"], "jobQueueArn": queue["jobQueueArn"]}
+
+    def delete_job_queue(self, name: str) -> None:
+        del self.queues[name]
+        self._changed("queue", name, None)
+
+    def describe_job_queues(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DescribeJobQueues", req)
+        wanted = req.get("jobQueues")
+        items = (
+            [self.queues[n] for n in sorted(self.queues)]
+            if not wanted
+            else [q for ref in wanted if (q := self._find(self.queues, ref)) is not None]
+        )
+        page, token = paginate(items, req.get("maxResults"), req.get("nextToken"), 100)
+        return _with_token({"jobQueues": page}, token)
+
+    # -- job definitions ------------------------------------------------------------
+    def register_job_definition(self, req: dict[str, Any], min_timeout: int) -> dict[str, Any]:
+        validate_request("RegisterJobDefinition", req)
+        name = req["jobDefinitionName"]
+        check_name("jobDefinitionName", name)
+        if req["type"] != "container":
+            raise ClientError(
+                f"type: {req['type']!r} is not supported by the local engine yet; use container"
+            )
+        container = req.get("containerProperties")
+        if not container:
+            raise ClientError("containerProperties: required for a container job definition")
+        if not container.get("image"):
+            raise ClientError("containerProperties.image: required")
+        job_resources(container, None)
+        check_env(container.get("environment"), "containerProperties.environment")
+        RetryStrategy.from_api(req.get("retryStrategy"))
+        check_timeout(req.get("timeout"), min_timeout)
+        revision = 1 + max(
+            (d["revision"] for d in self.jobdefs.values() if d["jobDefinitionName"] == name),
+            default=0,
+        )
+        arn = self.arn("job-definition", f"{name}:{revision}")
+        jobdef = {
+            "jobDefinitionName": name,
+            "jobDefinitionArn": arn,
+            "revision": revision,
+            "status": "ACTIVE",
+            "type": req["type"],
+            "containerProperties": container,
+            "parameters": req.get("parameters") or {},
+            "tags": req.get("tags") or {},
+            "platformCapabilities": req.get("platformCapabilities") or ["EC2"],
+            "containerOrchestrationType": "ECS",
+        }
+        for key in ("retryStrategy", "timeout", "propagateTags", "schedulingPriority"):
+            if req.get(key) is not None:
+                jobdef[key] = req[key]
+        self._put_jobdef(jobdef)
+        return {"jobDefinitionName": name, "jobDefinitionArn": arn, "revision": revision}
+
+    def _put_jobdef(self, jobdef: dict[str, Any]) -> None:
+        key = f"{jobdef['jobDefinitionName']}:{jobdef['revision']}"
+        self.jobdefs[key] = jobdef
+        self._changed("jobdef", key, jobdef)
+
+    def job_definition(self, ref: str, field: str = "jobDefinition") -> dict[str, Any]:
+        """Resolve ``name`` (latest ACTIVE revision), ``name:N`` or an ARN."""
+        key = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        if ":" in key:
+            jobdef = self.jobdefs.get(key)
+        else:
+            active = [
+                d
+                for d in self.jobdefs.values()
+                if d["jobDefinitionName"] == key and d["status"] == "ACTIVE"
+            ]
+            jobdef = max(active, key=lambda d: d["revision"], default=None)
+        if jobdef is None:
+            raise ClientError(
+                f"{field}: job definition {ref!r} does not exist (or has no ACTIVE revision)"
+            )
+        return jobdef
+
+    def deregister_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DeregisterJobDefinition", req)
+        ref = req["jobDefinition"]
+        if ":" not in ref.rsplit("/", 1)[-1]:
+            raise ClientError(
+                f"jobDefinition: {ref!r} must name a revision (name:revision or an ARN)"
+            )
+        jobdef = dict(self.job_definition(ref))
+        jobdef["status"] = "INACTIVE"
+        self._put_jobdef(jobdef)
+        return {}
+
+    def describe_job_definitions(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("DescribeJobDefinitions", req)
+        items: Iterable[dict[str, Any]] = sorted(
+            self.jobdefs.values(), key=lambda d: (d["jobDefinitionName"], d["revision"])
+        )
+        if req.get("jobDefinitions"):
+            wanted = set()
+            for ref in req["jobDefinitions"]:
+                key = ref.rsplit("/", 1)[-1]
+                wanted.add(key)
+            items = [
+                d
+                for d in items
+                if f"{d['jobDefinitionName']}:{d['revision']}" in wanted
+                or d["jobDefinitionName"] in wanted
+            ]
+        if req.get("jobDefinitionName"):
+            items = [d for d in items if d["jobDefinitionName"] == req["jobDefinitionName"]]
+        if req.get("status"):
+            items = [d for d in items if d["status"] == req["status"]]
+        page, token = paginate(list(items), req.get("maxResults"), req.get("nextToken"), 100)
+        return _with_token({"jobDefinitions": page}, token)
+
+    # -- loading --------------------------------------------------------------------
+    def load(self, kind: str, data: dict[str, Any]) -> None:
+        if kind == "ce":
+            name = data["computeEnvironmentName"]
+            self.ces[name] = data
+            self.capacity[name] = environment_capacity(data, self.host.memory_mib, self.host.cpus)
+        elif kind == "queue":
+            self.queues[data["jobQueueName"]] = data
+        elif kind == "jobdef":
+            self.jobdefs[f"{data['jobDefinitionName']}:{data['revision']}"] = data
+
+    @staticmethod
+    def _find(table: dict[str, dict[str, Any]], ref: str) -> dict[str, Any] | None:
+        return table.get(ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref)
+
+
+def _with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
+    if token:
+        out["nextToken"] = token
+    return out
+
+
+def check_env(env: list[dict[str, str]] | None, field: str) -> None:
+    for i, pair in enumerate(env or []):
+        name = pair.get("name") or ""
+        if not name or name.startswith("AWS_BATCH"):
+            raise ClientError(
+                f"{field}[{i}].name: {name!r} is not allowed; names must be non-empty and not start with AWS_BATCH"
+            )
+
+
+def check_timeout(timeout: dict[str, Any] | None, min_timeout: int) -> int | None:
+    if not timeout or timeout.get("attemptDurationSeconds") is None:
+        return None
+    seconds = timeout["attemptDurationSeconds"]
+    check_range("timeout.attemptDurationSeconds", seconds, min_timeout, 14 * 24 * 3600)
+    return seconds

@@ -1,0 +1,114 @@
+"""What a job asks for (vCPU, memory, GPU) and what a compute environment offers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from batchbook.errors import ClientError
+
+# Local-only knobs ride on compute-environment tags, the one free-form field AWS has.
+MEMORY_TAG = "batchbook:memoryMiB"
+GPU_TAG = "batchbook:gpus"
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Amounts in milli-vCPUs, MiB and whole GPUs (integers, so sums are exact)."""
+
+    vcpu_milli: int
+    memory_mib: int
+    gpus: int = 0
+
+    def fits_in(self, other: Resources) -> bool:
+        return (
+            self.vcpu_milli <= other.vcpu_milli
+            and self.memory_mib <= other.memory_mib
+            and self.gpus <= other.gpus
+        )
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(
+            self.vcpu_milli + other.vcpu_milli,
+            self.memory_mib + other.memory_mib,
+            self.gpus + other.gpus,
+        )
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(
+            self.vcpu_milli - other.vcpu_milli,
+            self.memory_mib - other.memory_mib,
+            self.gpus - other.gpus,
+        )
+
+    def describe(self) -> str:
+        return f"{self.vcpu_milli / 1000:g} vCPU, {self.memory_mib} MiB, {self.gpus} GPU"
+
+
+NONE = Resources(0, 0, 0)
+
+
+def job_resources(container: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
+    """Resolve a job's requirements: overrides over the job definition, requirements over legacy fields."""
+    merged = _requirements(container, "containerProperties")
+    if overrides:
+        merged.update(_requirements(overrides, "containerOverrides"))
+    if "VCPU" not in merged:
+        raise ClientError(
+            "containerProperties.resourceRequirements: a VCPU value is required "
+            "(or the legacy containerProperties.vcpus)"
+        )
+    if "MEMORY" not in merged:
+        raise ClientError(
+            "containerProperties.resourceRequirements: a MEMORY value in MiB is required "
+            "(or the legacy containerProperties.memory)"
+        )
+    vcpu = _number(merged["VCPU"], "resourceRequirements VCPU")
+    memory = _number(merged["MEMORY"], "resourceRequirements MEMORY")
+    gpus = _number(merged.get("GPU", "0"), "resourceRequirements GPU")
+    if vcpu <= 0 or vcpu > 10_000:
+        raise ClientError(
+            f"resourceRequirements VCPU: {vcpu:g} is out of range; allowed 0.25 to 10000"
+        )
+    if memory < 4 or memory != int(memory):
+        raise ClientError(
+            f"resourceRequirements MEMORY: {memory:g} is not valid; a whole number of MiB >= 4"
+        )
+    if gpus < 0 or gpus != int(gpus):
+        raise ClientError(f"resourceRequirements GPU: {gpus:g} is not valid; a whole number >= 0")
+    return Resources(round(vcpu * 1000), int(memory), int(gpus))
+
+
+def _requirements(container: dict[str, Any], field: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if container.get("vcpus") is not None:
+        out["VCPU"] = str(container["vcpus"])
+    if container.get("memory") is not None:
+        out["MEMORY"] = str(container["memory"])
+    for i, req in enumerate(container.get("resourceRequirements") or []):
+        kind = req.get("type")
+        if kind not in ("VCPU", "MEMORY", "GPU"):
+            raise ClientError(
+                f"{field}.resourceRequirements[{i}].type: {kind!r} is not one of GPU, VCPU, MEMORY"
+            )
+        out[kind] = req.get("value")
+    return out
+
+
+def _number(value: Any, field: str) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ClientError(f"{field}: {value!r} is not a number") from None
+
+
+def environment_capacity(ce: dict[str, Any], host_memory_mib: int, host_cpus: int) -> Resources:
+    """What a compute environment can run at once on this machine."""
+    tags = ce.get("tags") or {}
+    if ce.get("type") == "UNMANAGED":
+        vcpus = ce.get("unmanagedvCpus") or host_cpus
+    else:
+        vcpus = (ce.get("computeResources") or {}).get("maxvCpus", 0)
+    memory = int(tags.get(MEMORY_TAG, host_memory_mib))
+    gpus = int(tags.get(GPU_TAG, 0))
+    return Resources(int(vcpus) * 1000, memory, gpus)

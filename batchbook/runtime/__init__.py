@@ -1,0 +1,1 @@
+"""Drives the engine for real: SQLite store, fork-server executor, log files, the scheduler loop."""

@@ -1,0 +1,322 @@
+"""LocalBatch: the engine driven for real — SQLite, the fork server, and one scheduler loop.
+
+Every Batch operation is a method taking the request as keyword arguments in
+the API's own camelCase and returning the response dict, as boto3 does::
+
+    lb = LocalBatch("~/.batchbook/local")
+    lb.submit_job(jobName="x", jobQueue="q", jobDefinition="jd")
+
+Requests run on the caller's thread under one lock and are committed to SQLite
+before they return; the scheduler loop (one thread) wakes on a request, on a
+message from the fork server, or on the next timer, never on a sleep.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import selectors
+import signal
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
+from batchbook.engine.jobs import HOST_LOST
+from batchbook.errors import BatchbookError, StateDirInUse
+from batchbook.runtime.executor import Executor, group_rss, kill_stale_group
+from batchbook.runtime.logs import read_events
+from batchbook.runtime.store import Store
+
+OPERATIONS = (
+    "CancelJob",
+    "CreateComputeEnvironment",
+    "CreateJobQueue",
+    "DeleteComputeEnvironment",
+    "DeleteJobQueue",
+    "DeregisterJobDefinition",
+    "DescribeComputeEnvironments",
+    "DescribeJobDefinitions",
+    "DescribeJobQueues",
+    "DescribeJobs",
+    "ListJobs",
+    "RegisterJobDefinition",
+    "SubmitJob",
+    "TerminateJob",
+    "UpdateComputeEnvironment",
+    "UpdateJobQueue",
+)
+READ_ONLY = frozenset(op for op in OPERATIONS if op.startswith(("Describe", "List")))
+
+
+def snake(operation: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in operation).lstrip("_")
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("BATCHBOOK_HOME", Path.home() / ".batchbook")) / "local"
+
+
+class LocalBatch:
+    """An AWS-Batch-compatible engine on this machine, persisted in ``state_dir``."""
+
+    def __init__(
+        self,
+        state_dir: str | Path | None = None,
+        *,
+        min_timeout_seconds: int = 60,
+        kill_grace_seconds: float = 5.0,
+        memory_check_seconds: float = 0.1,
+        cpus: int | None = None,
+        memory_mib: int | None = None,
+    ):
+        self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = _lock_state_dir(self.state_dir)
+        self.kill_grace_ms = int(kill_grace_seconds * 1000)
+        self.memory_check_ms = int(memory_check_seconds * 1000)
+        host = Host(
+            cpus=cpus or os.cpu_count() or 1,
+            memory_mib=memory_mib or psutil.virtual_memory().total // (1 << 20),
+        )
+        self.engine = Engine(now_ms, host, EngineConfig(min_timeout_seconds=min_timeout_seconds))
+        self.store = Store(self.state_dir / "state.db")
+        self.engine.load(*self.store.load())
+        self.executor = Executor(self.state_dir)
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._pids: dict[str, tuple[int, int]] = {}  # task id -> (pid, memory limit in bytes)
+        self._oom: set[str] = set()
+        self._kill_at: dict[str, tuple[int, int]] = {}  # task id -> (epoch ms, pid) for SIGKILL
+        self._next_memory_check = 0
+        self._closing = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._recover()
+        self.executor.start()
+        self._thread = threading.Thread(target=self._loop, name="batchbook-scheduler", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------ operations
+    def call(self, operation: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run one Batch operation by its API name (``SubmitJob``) with a request dict."""
+        if operation not in OPERATIONS:
+            raise BatchbookError(f"operation {operation!r} is not supported by the local engine")
+        with self._lock:
+            result = getattr(self.engine, snake(operation))(request or {})
+            if operation not in READ_ONLY:
+                self.store.save(self.engine.take_changes())
+                self._wake()
+            return json.loads(json.dumps(result))  # callers get copies, never engine state
+
+    def wait(self, job_ids: Iterable[str], timeout: float | None = None) -> dict[str, str]:
+        """Block until every job is SUCCEEDED or FAILED (or the timeout); return their statuses."""
+        ids = list(job_ids)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._changed:
+            while True:
+                statuses = {
+                    i: self.engine.jobs[i].status if i in self.engine.jobs else "UNKNOWN"
+                    for i in ids
+                }
+                if all(s in ("SUCCEEDED", "FAILED", "UNKNOWN") for s in statuses.values()):
+                    return statuses
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return statuses
+                self._changed.wait(remaining)
+
+    def log_events(
+        self, log_stream: str, start: int = 0, limit: int = 10_000
+    ) -> list[tuple[int, str]]:
+        """Events (epoch ms, message) of one attempt's log stream, from line ``start``."""
+        return read_events(self.state_dir / "logs" / log_stream, start, limit)
+
+    def attempts_usage(self, job_id: str) -> list[dict[str, Any]]:
+        """Per attempt: peak memory (KiB) and CPU seconds, as recorded from the process."""
+        with self._lock:
+            return [dict(a.get("usage", {})) for a in self.engine.jobs[job_id].attempts]
+
+    def why(self, job_id: str) -> str:
+        with self._lock:
+            return self.engine.why_not_running(job_id)
+
+    def close(self) -> None:
+        """Stop the loop and the fork server; running attempts are killed (and retried next time)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake()
+        self._thread.join(timeout=10)
+        self.executor.stop()
+        with self._lock:
+            self.store.close()
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+        self._lock_file.close()
+
+    def __enter__(self) -> LocalBatch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ the loop
+    def _wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"x")
+        except BlockingIOError:
+            pass  # already pending
+
+    def _recover(self) -> None:
+        """Attempts that were in flight when the last engine died are lost: kill leftovers, retry per strategy."""
+        for _, task in self.engine.active_tasks():
+            kill_stale_group(task.pid, task.pid_start)
+            self.engine.attempt_lost(task.task_id, HOST_LOST)
+        self.store.save(self.engine.take_changes())
+
+    def _timeout(self) -> float | None:
+        deadlines = [at for at, _ in self._kill_at.values()]
+        if self._pids:
+            deadlines.append(self._next_memory_check)
+        engine_deadline = self.engine.next_deadline()
+        if engine_deadline is not None:
+            deadlines.append(engine_deadline)
+        if not deadlines:
+            return None
+        return max(0.0, (min(deadlines) - now_ms()) / 1000)
+
+    def _loop(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        sel.register(self.executor.fileno(), selectors.EVENT_READ, "zygote")
+        writing = False
+        while not self._closing:
+            events = sel.select(self._timeout())
+            with self._lock:
+                if self._closing:
+                    break
+                for key, _ in events:
+                    if key.data == "wake":
+                        _drain(self._wake_r)
+                    elif key.data == "zygote" and not self._on_zygote():
+                        sel.unregister(key.fd)
+                        if writing:
+                            sel.unregister(self.executor.write_fileno())
+                            writing = False
+                        self._restart_zygote()
+                        sel.register(self.executor.fileno(), selectors.EVENT_READ, "zygote")
+                self._tick()
+                for action in self.engine.step():
+                    if isinstance(action, StartAttempt):
+                        self._pids[action.task_id] = (0, action.memory_mib << 20)
+                        self.executor.launch(action)
+                    elif isinstance(action, StopAttempt):
+                        self.executor.signal_group(action.pid, signal.SIGTERM)
+                        self._kill_at[action.task_id] = (now_ms() + self.kill_grace_ms, action.pid)
+                self.store.save(self.engine.take_changes())
+                self._changed.notify_all()
+                pending = self.executor.flush()
+                if pending != writing:
+                    if pending:
+                        sel.register(self.executor.write_fileno(), selectors.EVENT_WRITE, "write")
+                    else:
+                        sel.unregister(self.executor.write_fileno())
+                    writing = pending
+        sel.close()
+
+    def _on_zygote(self) -> bool:
+        messages = self.executor.read()
+        if messages is None:
+            return False
+        for msg in messages:
+            if msg[0] == "started":
+                _, task_id, pid, ticks = msg
+                limit = self._pids.get(task_id, (0, 0))[1]
+                self._pids[task_id] = (pid, limit)
+                self.engine.attempt_started(task_id, pid, ticks)
+            elif msg[0] == "exited":
+                _, task_id, code, peak_kib, cpu = msg
+                limit = self._pids.pop(task_id, (0, 0))[1]
+                self._kill_at.pop(task_id, None)
+                oom = task_id in self._oom or (limit > 0 and peak_kib * 1024 > limit)
+                self._oom.discard(task_id)
+                self.engine.attempt_exited(
+                    task_id, code, oom=oom, peak_memory_kib=peak_kib, cpu_seconds=round(cpu, 4)
+                )
+        return True
+
+    def _restart_zygote(self) -> None:
+        for task_id in list(self._pids):
+            self.engine.attempt_lost(task_id, HOST_LOST)
+        self._pids.clear()
+        self._kill_at.clear()
+        self.executor.stop()
+        self.executor.start()
+
+    def _tick(self) -> None:
+        now = now_ms()
+        for task_id, (at, pid) in list(self._kill_at.items()):
+            if at <= now:
+                self.executor.signal_group(pid, signal.SIGKILL)
+                del self._kill_at[task_id]
+        if self._pids and now >= self._next_memory_check:
+            self._next_memory_check = now + self.memory_check_ms
+            limits = {
+                pid: (task_id, limit)
+                for task_id, (pid, limit) in self._pids.items()
+                if pid and limit
+            }
+            for pid, rss in group_rss(set(limits)).items():
+                task_id, limit = limits[pid]
+                if rss > limit and task_id not in self._oom:
+                    self._oom.add(task_id)
+                    self.executor.signal_group(pid, signal.SIGKILL)
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _lock_state_dir(state_dir: Path) -> Any:
+    lock = open(state_dir / "engine.lock", "a+")  # noqa: SIM115 - held for the engine's lifetime
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "another process"
+        lock.close()
+        raise StateDirInUse(f"state dir {state_dir} is in use by engine pid {owner}") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
+def _install_operations() -> None:
+    for operation in OPERATIONS:
+
+        def method(self: LocalBatch, _op: str = operation, **request: Any) -> dict[str, Any]:
+            return self.call(_op, request)
+
+        method.__name__ = snake(operation)
+        method.__doc__ = f"The Batch ``{operation}`` operation (request as keyword arguments)."
+        setattr(LocalBatch, snake(operation), method)
+
+
+_install_operations()

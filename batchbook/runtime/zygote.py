@@ -1,0 +1,382 @@
+"""The fork server that launches every attempt (``python -m batchbook.runtime.zygote``).
+
+A single-threaded, pre-warmed Python process. For each start request it forks a
+child that becomes its own session and process group, runs in a scratch
+directory with stdout and stderr on one pipe, and either execs the command or,
+for ``python -c ...`` / ``python -m ...``, runs it in the already-warm
+interpreter exactly as a fresh one would. The zygote reads the pipes, writes
+each line with a millisecond timestamp to the attempt's log file, reaps the
+children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
+
+Protocol on its stdin/stdout: frames of a 4-byte big-endian length and a pickle.
+In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
+start_ticks) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
+When its stdin closes (the engine is gone) it kills every child group and exits.
+
+This module imports nothing from batchbook beyond the package root, on purpose.
+"""
+
+from __future__ import annotations
+
+import atexit
+import builtins
+import contextlib
+import gc
+import io
+import os
+import pickle
+import runpy
+import selectors
+import shutil
+import signal
+import struct
+import sys
+import threading
+import time
+import types
+from typing import Any
+
+_HEADER = struct.Struct(">I")
+_PYTHON_NAMES = {"python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
+# Variables that change how an interpreter starts: with any of them set, exec a real one.
+_STARTUP_VARS = {
+    "PYTHONHOME",
+    "PYTHONHASHSEED",
+    "PYTHONOPTIMIZE",
+    "PYTHONWARNINGS",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+    "PYTHONSTARTUP",
+    "PYTHONDEVMODE",
+    "PYTHONUTF8",
+    "PYTHONIOENCODING",
+    "PYTHONINSPECT",
+    "PYTHONVERBOSE",
+    "PYTHONDEBUG",
+    "PYTHONMALLOC",
+    "PYTHONFAULTHANDLER",
+    "PYTHONTRACEMALLOC",
+    "PYTHONPROFILEIMPORTTIME",
+    "PYTHONPLATLIBDIR",
+    "PYTHONINTMAXSTRDIGITS",
+}
+
+
+def encode(message: Any) -> bytes:
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _HEADER.pack(len(body)) + body
+
+
+def decode_frames(buffer: bytearray) -> list[Any]:
+    """Take every complete frame off the front of ``buffer``."""
+    out = []
+    pos = 0
+    while len(buffer) - pos >= 4:
+        (size,) = _HEADER.unpack_from(buffer, pos)
+        if len(buffer) - pos - 4 < size:
+            break
+        out.append(pickle.loads(buffer[pos + 4 : pos + 4 + size]))
+        pos += 4 + size
+    del buffer[:pos]
+    return out
+
+
+def plan(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
+    """("c", [flags, code, *args]) / ("m", [...]) for the fast path, else ("exec", argv)."""
+    if not argv:
+        return "exec", argv
+    is_python = os.path.basename(argv[0]) in _PYTHON_NAMES or (
+        os.path.isabs(argv[0]) and os.path.realpath(argv[0]) == os.path.realpath(sys.executable)
+    )
+    if not is_python:
+        return "exec", argv
+    rest = argv[1:]
+    flags = ""
+    while rest and rest[0] in ("-u", "-B"):
+        flags += rest.pop(0)[1]
+    if len(rest) >= 2 and rest[0] in ("-c", "-m") and not (_STARTUP_VARS & env.keys()):
+        return rest[0][1], [flags, *rest[1:]]
+    return "exec", [sys.executable, *argv[1:]]
+
+
+class Child:
+    __slots__ = ("buf", "fd", "log", "pid", "rusage", "scratch", "status", "task_id")
+
+    def __init__(self, task_id: str, pid: int, fd: int, log: io.BufferedWriter, scratch: str):
+        self.task_id, self.pid, self.fd, self.log, self.scratch = task_id, pid, fd, log, scratch
+        self.buf = b""
+        self.status: int | None = None
+        self.rusage: Any = None
+
+
+class Zygote:
+    def __init__(self, ctrl_in: int, ctrl_out: int, scratch_root: str):
+        self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
+        self.base_env = dict(os.environ)
+        own = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
+        self.base_path = [p for p in sys.path[1:] if p not in own]
+        self.children: dict[int, Child] = {}
+        self.by_fd: dict[int, Child] = {}
+        self.inbox = bytearray()
+        self.sel = selectors.DefaultSelector()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.wake_w)
+        self.sel.register(ctrl_in, selectors.EVENT_READ, "ctrl")
+        self.sel.register(self.wake_r, selectors.EVENT_READ, "chld")
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+
+    def serve(self) -> None:
+        gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by gc)
+        while True:
+            out: list[bytes] = []
+            for key, _ in self.sel.select():
+                if key.data == "ctrl":
+                    data = os.read(self.ctrl_in, 1 << 20)
+                    if not data:
+                        self.shutdown()
+                        return
+                    self.inbox += data
+                    for msg in decode_frames(self.inbox):
+                        if msg[0] == "start":
+                            out.append(self.start(*msg[1:]))
+                elif key.data == "chld":
+                    try:
+                        while os.read(self.wake_r, 4096):
+                            pass
+                    except BlockingIOError:
+                        pass
+                    out.extend(self.reap())
+                elif key.data in self.by_fd:  # (reap may have closed it earlier in this round)
+                    done = self.pump(key.data)
+                    if done:
+                        out.append(done)
+            if out:
+                self.send(b"".join(out))
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self.ctrl_out, view)
+            view = view[written:]
+
+    def start(
+        self, task_id: str, argv: list[str], env_delta: dict[str, str], log_path: str
+    ) -> bytes:
+        env = {**self.base_env, **env_delta}
+        mode, args = plan(list(argv), env)
+        scratch = os.path.join(self.scratch_root, task_id)
+        os.makedirs(scratch, exist_ok=True)
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        log = open(log_path, "ab")  # noqa: SIM115 - closed when the child is reported
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            self.become_child(w, scratch, mode, args, env)
+        os.close(w)
+        os.set_blocking(r, False)
+        child = Child(task_id, pid, r, log, scratch)
+        self.children[pid] = child
+        self.by_fd[r] = child
+        self.sel.register(r, selectors.EVENT_READ, r)
+        return encode(("started", task_id, pid, start_ticks(pid)))
+
+    def become_child(
+        self, w: int, scratch: str, mode: str, args: list[str], env: dict[str, str]
+    ) -> None:
+        code = 127
+        try:
+            os.setsid()
+            os.dup2(self.devnull, 0)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            os.closerange(3, 65536)
+            os.chdir(scratch)
+            signal.set_wakeup_fd(-1)
+            for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
+                signal.signal(sig, signal.SIG_DFL)
+            if mode == "exec":
+                try:
+                    os.execvpe(args[0], args, env)
+                except OSError as exc:
+                    os.write(
+                        2,
+                        f"CannotStartContainerError: {args[0] if args else ''}: {exc.strerror}\n".encode(),
+                    )
+                    os._exit(127)
+            signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as a fresh interpreter has it
+            code = run_python(mode, args, env, self.base_path)
+        finally:
+            os._exit(code)
+
+    def pump(self, fd: int) -> bytes | None:
+        """Move what a child wrote into its log; report it once it exited and the pipe is drained."""
+        child = self.by_fd[fd]
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return None
+            if not data:
+                self.close_pipe(child)
+                return self.report(child) if child.status is not None else None
+            self.write_lines(child, data)
+
+    def write_lines(self, child: Child, data: bytes) -> None:
+        lines = (child.buf + data).split(b"\n")
+        child.buf = lines.pop()
+        if len(child.buf) > 256 * 1024:  # an event holds at most 256 KiB, as in CloudWatch
+            lines.append(child.buf)
+            child.buf = b""
+        if lines:
+            stamp = b"%d\t" % (time.time_ns() // 1_000_000)
+            child.log.write(b"".join(stamp + line + b"\n" for line in lines))
+
+    def close_pipe(self, child: Child) -> None:
+        if child.fd < 0:
+            return
+        self.sel.unregister(child.fd)
+        del self.by_fd[child.fd]
+        os.close(child.fd)
+        child.fd = -1
+        if child.buf:
+            self.write_lines(child, b"\n")
+        child.log.close()
+
+    def reap(self) -> list[bytes]:
+        out = []
+        while True:
+            try:
+                pid, status, rusage = os.wait4(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+            child = self.children.get(pid)
+            if child is None:
+                continue
+            child.status, child.rusage = status, rusage
+            try:
+                os.killpg(
+                    pid, signal.SIGKILL
+                )  # the container is gone: so is whatever it left behind
+            except OSError:
+                pass
+            message = self.pump(child.fd) if child.fd >= 0 else None
+            if child.fd >= 0:  # a straggler holds the pipe open: do not wait for it
+                self.close_pipe(child)
+            out.append(message or self.report(child))
+        return [o for o in out if o]
+
+    def report(self, child: Child) -> bytes:
+        if self.children.pop(child.pid, None) is None:
+            return b""
+        assert child.status is not None
+        code = os.waitstatus_to_exitcode(child.status)
+        if code < 0:
+            code = 128 - code  # killed by a signal: 128 + signal number, as containers report it
+        ru = child.rusage
+        try:
+            os.rmdir(child.scratch)
+        except OSError:
+            shutil.rmtree(child.scratch, ignore_errors=True)
+        return encode(("exited", child.task_id, code, ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
+
+    def shutdown(self) -> None:
+        for pid in list(self.children):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def start_ticks(pid: int) -> int | None:
+    """The process start time in clock ticks since boot (field 22 of /proc/pid/stat)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return int(stat.rsplit(b")", 1)[1].split()[19])
+
+
+def run_python(mode: str, args: list[str], env: dict[str, str], base_path: list[str]) -> int:
+    """Run ``-c code`` or ``-m module`` in this (forked) interpreter like a fresh one; return the exit code."""
+    flags, target, *rest = args
+    os.environ.clear()
+    os.environ.update(env)
+    extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    sys.path[:] = ["" if mode == "c" else os.getcwd(), *extra, *base_path]
+    sys.argv = ["-c" if mode == "c" else "-m", *rest]
+    sys.dont_write_bytecode = "B" in flags or bool(env.get("PYTHONDONTWRITEBYTECODE"))
+    unbuffered = "u" in flags or bool(env.get("PYTHONUNBUFFERED"))
+    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
+    sys.stdout = _text_stream(1, unbuffered, "strict")
+    sys.stderr = _text_stream(2, True, "backslashreplace")
+    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
+    import importlib
+
+    importlib.invalidate_caches()
+    main = types.ModuleType("__main__")
+    main.__dict__["__builtins__"] = builtins
+    sys.modules["__main__"] = main
+    try:
+        if mode == "c":
+            exec(compile(target, "<string>", "exec"), main.__dict__)
+        else:
+            runpy._run_module_as_main(target, alter_argv=True)  # type: ignore[attr-defined]
+        code = 0
+    except SystemExit as exc:
+        code = _exit_code(exc)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        code = 1
+    return _finalize(code)
+
+
+def _text_stream(fd: int, line_buffered: bool, errors: str) -> io.TextIOWrapper:
+    raw = io.FileIO(fd, "w", closefd=False)
+    return io.TextIOWrapper(
+        io.BufferedWriter(raw), encoding="utf-8", errors=errors, line_buffering=line_buffered
+    )
+
+
+def _exit_code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code & 0xFF
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _finalize(code: int) -> int:
+    """What interpreter shutdown does that a child must not skip: threads, atexit, flushing."""
+    try:
+        threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BrokenPipeError:
+            code = 120
+        except Exception:
+            pass
+    return code
+
+
+def main() -> None:
+    scratch_root = sys.argv[1]
+    ctrl_in, ctrl_out = os.dup(0), os.dup(1)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    atexit._clear()
+    Zygote(ctrl_in, ctrl_out, scratch_root).serve()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""The code base stays lint-clean and the package root stays light."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by the dev extra")
+def test_ruff_is_clean() -> None:
+    result = subprocess.run(
+        ["ruff", "check", "batchbook", "tests", "bench"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_package_root_and_fork_server_import_nothing_heavy() -> None:
+    code = "import sys, batchbook.runtime.zygote; print(sorted(m for m in ('pandas','boto3','botocore','numpy','sqlite3') if m in sys.modules))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
+
+
+def test_engine_layer_does_no_io() -> None:
+    banned = ("sqlite3", "subprocess", "boto3", "ipywidgets", "threading", "socket", "time")
+    for path in (ROOT / "batchbook" / "engine").glob("*.py"):
+        text = path.read_text()
+        for name in banned:
+            assert f"import {name}" not in text, f"{path.name} imports {name}"
