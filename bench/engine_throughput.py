@@ -1,0 +1,113 @@
+"""Local engine throughput: a 10,000-child array of a trivial ``python -c`` end to end.
+
+Compares with the peer way of running one fresh interpreter per child (subprocess,
+as many at once as there are cores) in the same run, and measures the idle engine's
+memory. Target: >= 1,000 children/s on 2 cores; idle engine <= 80 MB RSS.
+
+    python bench/engine_throughput.py [--children 10000] [--peer-children 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import psutil
+
+from batchbook.runtime.local import LocalBatch
+
+CHILD = ["python", "-c", "pass"]
+
+
+def setup(lb: LocalBatch, max_vcpus: int) -> None:
+    lb.create_compute_environment(
+        computeEnvironmentName="bench",
+        type="MANAGED",
+        computeResources={"type": "EC2", "maxvCpus": max_vcpus, "subnets": ["subnet-local"]},
+    )
+    lb.create_job_queue(
+        jobQueueName="bench",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "bench"}],
+    )
+    lb.register_job_definition(
+        jobDefinitionName="trivial",
+        type="container",
+        containerProperties={"image": "python:3.11", "command": CHILD, "vcpus": 1, "memory": 128},
+    )
+
+
+def engine_rate(children: int, max_vcpus: int) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as state, LocalBatch(state) as lb:
+        setup(lb, max_vcpus)
+        started = time.perf_counter()
+        job = lb.submit_job(
+            jobName="bench",
+            jobQueue="bench",
+            jobDefinition="trivial",
+            arrayProperties={"size": children},
+        )["jobId"]
+        status = lb.wait([job])[job]
+        elapsed = time.perf_counter() - started
+        summary = lb.describe_jobs(jobs=[job])["jobs"][0]["arrayProperties"]["statusSummary"]
+        if status != "SUCCEEDED" or summary["SUCCEEDED"] != children:
+            raise SystemExit(f"bench job ended {status}: {summary}")
+        return children / elapsed, elapsed
+
+
+def peer_rate(children: int) -> float:
+    cmd = [sys.executable, *CHILD[1:]]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
+        codes = list(
+            pool.map(lambda _: subprocess.run(cmd, check=False).returncode, range(children))
+        )
+    assert not any(codes)
+    return children / (time.perf_counter() - started)
+
+
+def idle_memory_mb() -> tuple[float, float]:
+    code = (
+        "import sys, tempfile, time; from batchbook.runtime.local import LocalBatch\n"
+        "lb = LocalBatch(tempfile.mkdtemp()); print(lb.executor.proc.pid, flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        zygote_pid = int(proc.stdout.readline())  # type: ignore[union-attr]
+        time.sleep(1.0)
+        engine = psutil.Process(proc.pid).memory_info().rss / 1e6
+        zygote = psutil.Process(zygote_pid).memory_info().rss / 1e6
+        return engine, zygote
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--children", type=int, default=10_000)
+    parser.add_argument("--peer-children", type=int, default=300)
+    parser.add_argument("--max-vcpus", type=int, default=16)
+    args = parser.parse_args()
+    rate, elapsed = engine_rate(args.children, args.max_vcpus)
+    peer = peer_rate(args.peer_children)
+    engine_mb, zygote_mb = idle_memory_mb()
+    print(
+        f"engine: {args.children} children of `python -c pass` in {elapsed:.2f} s = {rate:,.0f} children/s "
+        f"(compute environment maxvCpus={args.max_vcpus}, {os.cpu_count()} cores)"
+    )
+    print(f"peer (fresh interpreter per child, {os.cpu_count()} at a time): {peer:,.0f} children/s")
+    print(f"idle engine RSS: {engine_mb:.1f} MB (+ fork server {zygote_mb:.1f} MB)")
+    print(
+        f"ratio: engine/peer = {rate / peer:.1f}x; target >= 1000 children/s: {'met' if rate >= 1000 else 'NOT met'}; "
+        f"idle <= 80 MB: {'met' if engine_mb <= 80 else 'NOT met'}"
+    )
+
+
+if __name__ == "__main__":
+    main()
