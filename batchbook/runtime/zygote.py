@@ -100,10 +100,19 @@ def plan(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
 
 
 class Child:
-    __slots__ = ("buf", "fd", "log", "pid", "rusage", "scratch", "status", "task_id")
+    __slots__ = ("buf", "fd", "log", "log_path", "pid", "rusage", "scratch", "status", "task_id")
 
-    def __init__(self, task_id: str, pid: int, fd: int, log: io.BufferedWriter, scratch: str):
-        self.task_id, self.pid, self.fd, self.log, self.scratch = task_id, pid, fd, log, scratch
+    def __init__(self, task_id: str, pid: int, fd: int, log_path: str, scratch: str):
+        self.task_id, self.pid, self.fd, self.log_path, self.scratch = (
+            task_id,
+            pid,
+            fd,
+            log_path,
+            scratch,
+        )
+        self.log: io.BufferedWriter | None = (
+            None  # opened at the first line: silent attempts cost no file
+        )
         self.buf = b""
         self.status: int | None = None
         self.rusage: Any = None
@@ -127,6 +136,8 @@ class Zygote:
         self.sel.register(ctrl_in, selectors.EVENT_READ, "ctrl")
         self.sel.register(self.wake_r, selectors.EVENT_READ, "chld")
         self.devnull = os.open(os.devnull, os.O_RDWR)
+        self.free_scratch: list[str] = []  # empty scratch directories, reused instead of made anew
+        self.log_dirs: set[str] = set()
 
     def serve(self) -> None:
         gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by gc)
@@ -167,17 +178,18 @@ class Zygote:
     ) -> bytes:
         env = {**self.base_env, **env_delta}
         mode, args = plan(list(argv), env)
-        scratch = os.path.join(self.scratch_root, task_id)
-        os.makedirs(scratch, exist_ok=True)
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
-        log = open(log_path, "ab")  # noqa: SIM115 - closed when the child is reported
+        if self.free_scratch:
+            scratch = self.free_scratch.pop()
+        else:
+            scratch = os.path.join(self.scratch_root, task_id)
+            os.makedirs(scratch, exist_ok=True)
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
             self.become_child(w, scratch, mode, args, env)
         os.close(w)
         os.set_blocking(r, False)
-        child = Child(task_id, pid, r, log, scratch)
+        child = Child(task_id, pid, r, log_path, scratch)
         self.children[pid] = child
         self.by_fd[r] = child
         self.sel.register(r, selectors.EVENT_READ, r)
@@ -231,6 +243,12 @@ class Zygote:
             lines.append(child.buf)
             child.buf = b""
         if lines:
+            if child.log is None:
+                folder = os.path.dirname(child.log_path)
+                if folder not in self.log_dirs:
+                    os.makedirs(folder, exist_ok=True)
+                    self.log_dirs.add(folder)
+                child.log = open(child.log_path, "ab")  # noqa: SIM115 - closed with the pipe
             stamp = b"%d\t" % (time.time_ns() // 1_000_000)
             child.log.write(b"".join(stamp + line + b"\n" for line in lines))
 
@@ -243,7 +261,8 @@ class Zygote:
         child.fd = -1
         if child.buf:
             self.write_lines(child, b"\n")
-        child.log.close()
+        if child.log is not None:
+            child.log.close()
 
     def reap(self) -> list[bytes]:
         out = []
@@ -279,12 +298,18 @@ class Zygote:
             code = 128 - code  # killed by a signal: 128 + signal number, as containers report it
         ru = child.rusage
         try:
-            os.rmdir(child.scratch)
+            empty = not os.listdir(child.scratch)
         except OSError:
+            empty = False
+        if empty:
+            self.free_scratch.append(child.scratch)
+        else:
             shutil.rmtree(child.scratch, ignore_errors=True)
         return encode(("exited", child.task_id, code, ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
 
     def shutdown(self) -> None:
+        for scratch in self.free_scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
         for pid in list(self.children):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
