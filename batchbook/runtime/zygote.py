@@ -333,6 +333,7 @@ def run_python(mode: str, args: list[str], env: dict[str, str], base_path: list[
     extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = ["" if mode == "c" else os.getcwd(), *extra, *base_path]
     sys.argv = ["-c" if mode == "c" else "-m", *rest]
+    sys.orig_argv = [sys.executable, *(f"-{f}" for f in flags), f"-{mode}", target, *rest]
     sys.dont_write_bytecode = "B" in flags or bool(env.get("PYTHONDONTWRITEBYTECODE"))
     unbuffered = "u" in flags or bool(env.get("PYTHONUNBUFFERED"))
     sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
@@ -353,8 +354,11 @@ def run_python(mode: str, args: list[str], env: dict[str, str], base_path: list[
         code = 0
     except SystemExit as exc:
         code = _exit_code(exc)
-    except BaseException:
-        sys.excepthook(*sys.exc_info())
+    except BaseException as exc:
+        # Leave this frame out of the traceback: a fresh interpreter has no such frame.
+        if exc.__traceback__ is not None:
+            exc.__traceback__ = exc.__traceback__.tb_next
+        sys.excepthook(type(exc), exc, exc.__traceback__)
         code = 1
     return _finalize(code)
 

@@ -1,0 +1,203 @@
+"""Bad requests get a ClientError that names the field and the allowed values; nothing is half-applied."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Driver
+
+from batchbook.engine import Engine
+from batchbook.errors import ClientError
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            {"arrayProperties": {"size": 1}},
+            r"arrayProperties.size: 1 is out of range; allowed 2 to 10000",
+        ),
+        ({"arrayProperties": {"size": 10_001}}, r"arrayProperties.size: 10001 is out of range"),
+        ({"arrayProperties": {"size": "3"}}, r"arrayProperties.size: expected integer"),
+        (
+            {"retryStrategy": {"attempts": 0}},
+            r"retryStrategy.attempts: 0 is out of range; allowed 1 to 10",
+        ),
+        ({"retryStrategy": {"attempts": 11}}, r"retryStrategy.attempts: 11 is out of range"),
+        (
+            {"retryStrategy": {"attempts": 2, "evaluateOnExit": [{"action": "RETRY"}] * 6}},
+            r"at most 5",
+        ),
+        (
+            {"retryStrategy": {"attempts": 2, "evaluateOnExit": [{"action": "MAYBE"}]}},
+            r"action: 'MAYBE' is not one of RETRY, EXIT",
+        ),
+        (
+            {
+                "retryStrategy": {
+                    "attempts": 2,
+                    "evaluateOnExit": [{"onExitCode": "1*2", "action": "EXIT"}],
+                }
+            },
+            r"onExitCode.*'\*' at the end only",
+        ),
+        (
+            {"timeout": {"attemptDurationSeconds": 0}},
+            r"timeout.attemptDurationSeconds: 0 is out of range",
+        ),
+        ({"dependsOn": [{"jobId": "nope"}]}, r"dependsOn\[0\].jobId: job 'nope' does not exist"),
+        ({"dependsOn": [{"type": "SEQUENTIAL"}]}, r"SEQUENTIAL without a jobId needs an array job"),
+        (
+            {"dependsOn": [{"type": "SIDEWAYS"}]},
+            r"dependsOn\[0\].type: 'SIDEWAYS' is not one of N_TO_N, SEQUENTIAL",
+        ),
+        ({"jobName": "has space"}, r"jobName: 'has space' is not valid"),
+        ({"jobName": "x" * 129}, r"jobName: .* is not valid; use 1-128"),
+        ({"jobQueue": "missing"}, r"jobQueue: job queue 'missing' does not exist"),
+        ({"jobDefinition": "missing"}, r"jobDefinition: job definition 'missing' does not exist"),
+        ({"surprise": 1}, r"surprise: unknown parameter; allowed: jobName"),
+        (
+            {"containerOverrides": {"environment": [{"name": "AWS_BATCH_X", "value": "1"}]}},
+            r"AWS_BATCH",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "lots"}]}},
+            r"MEMORY: 'lots' is not a number",
+        ),
+        ({"parameters": {"big": "x" * 31_000}}, r"at most 30720 bytes"),
+    ],
+)
+def test_submit_job_errors_name_the_field(
+    driver: Driver, extra: dict[str, Any], message: str
+) -> None:
+    before = len(driver.engine.jobs)
+    with pytest.raises(ClientError, match=message):
+        driver.submit(**extra)
+    assert len(driver.engine.jobs) == before
+
+
+def test_at_most_20_dependencies(driver: Driver) -> None:
+    deps = [{"jobId": driver.submit(name=f"d{i}")} for i in range(21)]
+    with pytest.raises(ClientError, match="dependsOn: 21 dependencies; at most 20"):
+        driver.submit(dependsOn=deps)
+    driver.submit(dependsOn=deps[:20])
+
+
+def test_describe_jobs_takes_at_most_100_ids(engine: Engine) -> None:
+    with pytest.raises(ClientError, match="at most 100"):
+        engine.describe_jobs({"jobs": [f"id{i}" for i in range(101)]})
+    assert engine.describe_jobs({"jobs": ["unknown"]}) == {"jobs": []}
+
+
+def test_queue_takes_at_most_3_environments_that_exist(engine: Engine) -> None:
+    for name in ("a", "b", "c", "d"):
+        engine.create_compute_environment(
+            {
+                "computeEnvironmentName": name,
+                "type": "MANAGED",
+                "computeResources": {"type": "EC2", "maxvCpus": 1, "subnets": ["s"]},
+            }
+        )
+    order = [{"order": i, "computeEnvironment": n} for i, n in enumerate("abcd")]
+    with pytest.raises(ClientError, match="computeEnvironmentOrder: 4 entries; at most 3"):
+        engine.create_job_queue(
+            {"jobQueueName": "big", "priority": 1, "computeEnvironmentOrder": order}
+        )
+    with pytest.raises(
+        ClientError,
+        match=r"computeEnvironmentOrder\[0\].computeEnvironment: compute environment 'zz'",
+    ):
+        engine.create_job_queue(
+            {
+                "jobQueueName": "bad",
+                "priority": 1,
+                "computeEnvironmentOrder": [{"order": 1, "computeEnvironment": "zz"}],
+            }
+        )
+    with pytest.raises(ClientError, match="priority: 1001 is out of range; allowed 0 to 1000"):
+        engine.create_job_queue(
+            {"jobQueueName": "p", "priority": 1001, "computeEnvironmentOrder": order[:1]}
+        )
+    assert "big" not in engine.registry.queues
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (
+            {"computeEnvironmentName": "x", "type": "MANAGED"},
+            "computeResources: required for a MANAGED",
+        ),
+        (
+            {"computeEnvironmentName": "x", "type": "SOMETIMES"},
+            "type: 'SOMETIMES' is not one of MANAGED, UNMANAGED",
+        ),
+        (
+            {
+                "computeEnvironmentName": "x",
+                "type": "MANAGED",
+                "computeResources": {"type": "EC2", "minvCpus": 4, "maxvCpus": 2, "subnets": []},
+            },
+            "minvCpus: 4 is greater than maxvCpus 2",
+        ),
+        (
+            {
+                "computeEnvironmentName": "x",
+                "type": "MANAGED",
+                "computeResources": {"type": "EC2", "maxvCpus": 2},
+            },
+            "computeResources.subnets: required parameter is missing",
+        ),
+        (
+            {"computeEnvironmentName": "ce", "type": "UNMANAGED"},
+            "computeEnvironmentName: 'ce' already exists",
+        ),
+        (
+            {
+                "computeEnvironmentName": "x",
+                "type": "UNMANAGED",
+                "tags": {"batchbook:memoryMiB": "lots"},
+            },
+            "is not a whole number",
+        ),
+    ],
+)
+def test_compute_environment_errors(engine: Engine, request_: dict[str, Any], message: str) -> None:
+    with pytest.raises(ClientError, match=message):
+        engine.create_compute_environment(request_)
+
+
+def test_delete_needs_disabled_and_unused(engine: Engine) -> None:
+    with pytest.raises(ClientError, match="must be DISABLED"):
+        engine.delete_compute_environment({"computeEnvironment": "ce"})
+    engine.update_compute_environment({"computeEnvironment": "ce", "state": "DISABLED"})
+    with pytest.raises(ClientError, match="still used by job queue"):
+        engine.delete_compute_environment({"computeEnvironment": "ce"})
+    engine.update_job_queue({"jobQueue": "q", "state": "DISABLED"})
+    engine.delete_job_queue({"jobQueue": "q"})
+    engine.delete_compute_environment({"computeEnvironment": "ce"})
+    assert engine.describe_compute_environments({})["computeEnvironments"] == []
+
+
+def test_job_definition_errors(engine: Engine) -> None:
+    with pytest.raises(
+        ClientError, match="type: 'multinode' is not supported by the local engine yet"
+    ):
+        engine.register_job_definition({"jobDefinitionName": "m", "type": "multinode"})
+    with pytest.raises(ClientError, match="a MEMORY value in MiB is required"):
+        engine.register_job_definition(
+            {
+                "jobDefinitionName": "m",
+                "type": "container",
+                "containerProperties": {"image": "x", "vcpus": 1},
+            }
+        )
+    with pytest.raises(ClientError, match="jobDefinition: 'jd' must name a revision"):
+        engine.deregister_job_definition({"jobDefinition": "jd"})
+
+
+def test_disabled_queue_refuses_jobs(engine: Engine, driver: Driver) -> None:
+    engine.update_job_queue({"jobQueue": "q", "state": "DISABLED"})
+    with pytest.raises(ClientError, match="DISABLED"):
+        driver.submit()
