@@ -106,6 +106,7 @@ class LocalBatch:
         self.executor.start()
         self._thread = threading.Thread(target=self._loop, name="batchbook-scheduler", daemon=True)
         self._thread.start()
+        self._wake()  # a reopened engine has work at once: submitted jobs, retried attempts
 
     # ------------------------------------------------------------ operations
     def call(self, operation: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
