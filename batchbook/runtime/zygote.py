@@ -186,7 +186,7 @@ class Zygote:
         r, w = os.pipe()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child
-            self.become_child(w, scratch, mode, args, env)
+            self.become_child(w, scratch, mode, args, env, env_delta)
         os.close(w)
         os.set_blocking(r, False)
         child = Child(task_id, pid, r, log_path, scratch)
@@ -196,7 +196,13 @@ class Zygote:
         return encode(("started", task_id, pid, start_ticks(pid)))
 
     def become_child(
-        self, w: int, scratch: str, mode: str, args: list[str], env: dict[str, str]
+        self,
+        w: int,
+        scratch: str,
+        mode: str,
+        args: list[str],
+        env: dict[str, str],
+        env_delta: dict[str, str],
     ) -> None:
         code = 127
         try:
@@ -219,7 +225,7 @@ class Zygote:
                     )
                     os._exit(127)
             signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as a fresh interpreter has it
-            code = run_python(mode, args, env, self.base_path)
+            code = run_python(mode, args, env, env_delta, self.base_path)
         finally:
             os._exit(code)
 
@@ -325,24 +331,27 @@ def start_ticks(pid: int) -> int | None:
     return int(stat.rsplit(b")", 1)[1].split()[19])
 
 
-def run_python(mode: str, args: list[str], env: dict[str, str], base_path: list[str]) -> int:
-    """Run ``-c code`` or ``-m module`` in this (forked) interpreter like a fresh one; return the exit code."""
+def run_python(
+    mode: str, args: list[str], env: dict[str, str], env_delta: dict[str, str], base_path: list[str]
+) -> int:
+    """Run ``-c code`` or ``-m module`` in this (forked) interpreter like a fresh one; return the exit code.
+
+    Kept lean on purpose: every object touched here costs a copied page in the child.
+    """
     flags, target, *rest = args
-    os.environ.clear()
-    os.environ.update(env)
+    for key, value in env_delta.items():  # os.environ is the zygote's, i.e. the base environment
+        os.environ[key] = value
     extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
     sys.path[:] = ["" if mode == "c" else os.getcwd(), *extra, *base_path]
     sys.argv = ["-c" if mode == "c" else "-m", *rest]
     sys.orig_argv = [sys.executable, *(f"-{f}" for f in flags), f"-{mode}", target, *rest]
     sys.dont_write_bytecode = "B" in flags or bool(env.get("PYTHONDONTWRITEBYTECODE"))
-    unbuffered = "u" in flags or bool(env.get("PYTHONUNBUFFERED"))
-    sys.stdin = io.TextIOWrapper(io.BufferedReader(io.FileIO(0, "r", closefd=False)))
-    sys.stdout = _text_stream(1, unbuffered, "strict")
-    sys.stderr = _text_stream(2, True, "backslashreplace")
-    sys.__stdin__, sys.__stdout__, sys.__stderr__ = sys.stdin, sys.stdout, sys.stderr
-    import importlib
-
-    importlib.invalidate_caches()
+    # The zygote's own, never-written standard streams sit on fds 0-2 with the buffering a
+    # fresh interpreter gives a pipe (stdout block-buffered, stderr line-buffered).
+    sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
+    if "u" in flags or env.get("PYTHONUNBUFFERED"):
+        sys.stdout.reconfigure(write_through=True)  # type: ignore[union-attr]
+    # Import caches need no reset: FileFinder re-lists a directory whenever its mtime changes.
     main = types.ModuleType("__main__")
     main.__dict__["__builtins__"] = builtins
     sys.modules["__main__"] = main
@@ -363,13 +372,6 @@ def run_python(mode: str, args: list[str], env: dict[str, str], base_path: list[
     return _finalize(code)
 
 
-def _text_stream(fd: int, line_buffered: bool, errors: str) -> io.TextIOWrapper:
-    raw = io.FileIO(fd, "w", closefd=False)
-    return io.TextIOWrapper(
-        io.BufferedWriter(raw), encoding="utf-8", errors=errors, line_buffering=line_buffered
-    )
-
-
 def _exit_code(exc: SystemExit) -> int:
     if exc.code is None:
         return 0
@@ -381,10 +383,11 @@ def _exit_code(exc: SystemExit) -> int:
 
 def _finalize(code: int) -> int:
     """What interpreter shutdown does that a child must not skip: threads, atexit, flushing."""
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]
-    except BaseException:
-        pass
+    if threading.active_count() > 1:
+        try:
+            threading._shutdown()  # type: ignore[attr-defined]
+        except BaseException:
+            pass
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
