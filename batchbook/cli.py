@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchbook.runtime.local import LocalBatch, default_state_dir
+from batchbook.runtime.local import LocalBatch, create_queue, default_state_dir
 
 DEMO_CHILD = r"""
 import os, random, sys
@@ -31,21 +31,7 @@ def demo(state_dir: Path) -> int:
     shutil.rmtree(state_dir, ignore_errors=True)
     print(f"batchbook demo: local AWS-Batch-compatible engine in {state_dir}")
     with LocalBatch(state_dir) as lb:
-        lb.create_compute_environment(
-            computeEnvironmentName="demo-ce",
-            type="MANAGED",
-            computeResources={
-                "type": "EC2",
-                "minvCpus": 0,
-                "maxvCpus": 2,
-                "subnets": ["subnet-local"],
-            },
-        )
-        lb.create_job_queue(
-            jobQueueName="demo-queue",
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "demo-ce"}],
-        )
+        create_queue(lb, "demo", max_vcpus=2)
         lb.register_job_definition(
             jobDefinitionName="demo-python",
             type="container",
@@ -64,13 +50,13 @@ def demo(state_dir: Path) -> int:
         )
         array = lb.submit_job(
             jobName="monte-carlo",
-            jobQueue="demo-queue",
+            jobQueue="demo",
             jobDefinition="demo-python",
             arrayProperties={"size": 6},
         )["jobId"]
         summary = lb.submit_job(
             jobName="summary",
-            jobQueue="demo-queue",
+            jobQueue="demo",
             jobDefinition="demo-python",
             dependsOn=[{"jobId": array}],
             containerOverrides={"command": ["python", "-c", DEMO_SUMMARY]},

@@ -19,22 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
-from batchbook.runtime.local import LocalBatch
+from batchbook.runtime.local import LocalBatch, create_queue
 
 CHILD = ["python", "-c", "pass"]
 
 
 def setup(lb: LocalBatch, max_vcpus: int) -> None:
-    lb.create_compute_environment(
-        computeEnvironmentName="bench",
-        type="MANAGED",
-        computeResources={"type": "EC2", "maxvCpus": max_vcpus, "subnets": ["subnet-local"]},
-    )
-    lb.create_job_queue(
-        jobQueueName="bench",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "bench"}],
-    )
+    create_queue(lb, "bench", max_vcpus)
     lb.register_job_definition(
         jobDefinitionName="trivial",
         type="container",
@@ -73,7 +64,7 @@ def peer_rate(children: int) -> float:
 
 def idle_memory_mb() -> tuple[float, float]:
     code = (
-        "import sys, tempfile, time; from batchbook.runtime.local import LocalBatch\n"
+        "import sys, tempfile, time; from batchbook.runtime.local import LocalBatch, create_queue\n"
         "lb = LocalBatch(tempfile.mkdtemp()); print(lb.executor.proc.pid, flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

@@ -703,13 +703,7 @@ class Engine:
             "status": job.status,
             "jobDefinition": job.spec.job_definition_arn,
         }
-        for key, value in (
-            ("statusReason", job.status_reason),
-            ("startedAt", job.started_at),
-            ("stoppedAt", job.stopped_at),
-        ):
-            if value is not None:
-                out[key] = value
+        _add_times(out, job)
         if job.attempts:
             last = job.attempts[-1]["container"]
             out["container"] = {k: last[k] for k in ("exitCode", "reason") if k in last}
@@ -769,13 +763,7 @@ class Engine:
         }
         if not job.is_parent:
             out["container"] = container
-        for key, value in (
-            ("statusReason", job.status_reason),
-            ("startedAt", job.started_at),
-            ("stoppedAt", job.stopped_at),
-        ):
-            if value is not None:
-                out[key] = value
+        _add_times(out, job)
         if spec.timeout_seconds:
             out["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
         if job.is_parent:
@@ -854,3 +842,14 @@ class Engine:
             queue.update((j.id, j) for j in ordered)
         self._changes = Changes()
         self._changed_jobs = {}
+
+
+def _add_times(out: dict[str, Any], job: Job) -> None:
+    """The optional members every job shape shares: statusReason, startedAt, stoppedAt."""
+    for key, value in (
+        ("statusReason", job.status_reason),
+        ("startedAt", job.started_at),
+        ("stoppedAt", job.stopped_at),
+    ):
+        if value is not None:
+            out[key] = value

@@ -285,6 +285,29 @@ class LocalBatch:
                     self.executor.signal_group(pid, signal.SIGKILL)
 
 
+def create_queue(
+    lb: LocalBatch, name: str, max_vcpus: int, priority: int = 1, ce: str | None = None
+) -> None:
+    """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing)."""
+    ce = ce or name
+    if not lb.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]:
+        lb.create_compute_environment(
+            computeEnvironmentName=ce,
+            type="MANAGED",
+            computeResources={
+                "type": "EC2",
+                "minvCpus": 0,
+                "maxvCpus": max_vcpus,
+                "subnets": ["subnet-local"],
+            },
+        )
+    lb.create_job_queue(
+        jobQueueName=name,
+        priority=priority,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
+
+
 def _drain(fd: int) -> None:
     try:
         while os.read(fd, 4096):

@@ -7,28 +7,13 @@ from typing import Any
 
 import pytest
 
-from batchbook.runtime.local import LocalBatch
+from batchbook.runtime.local import LocalBatch, create_queue
 
 
 def setup_local(
     lb: LocalBatch, max_vcpus: int = 4, queue: str = "q", ce: str = "ce", priority: int = 1
 ) -> None:
-    if ce not in lb.engine.registry.ces:
-        lb.create_compute_environment(
-            computeEnvironmentName=ce,
-            type="MANAGED",
-            computeResources={
-                "type": "EC2",
-                "minvCpus": 0,
-                "maxvCpus": max_vcpus,
-                "subnets": ["subnet-local"],
-            },
-        )
-    lb.create_job_queue(
-        jobQueueName=queue,
-        priority=priority,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )
+    create_queue(lb, queue, max_vcpus, priority, ce=ce)
     if "py:1" not in lb.engine.registry.jobdefs:
         lb.register_job_definition(
             jobDefinitionName="py",
