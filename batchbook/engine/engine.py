@@ -545,10 +545,15 @@ class Engine:
         self._changes.events.append((now, job.id, job.status, job.status_reason))
 
     def _set_status(self, job: Job, status: str, reason: str | None = None) -> None:
-        old = job.status
-        if old == status:
+        if job.status == status:
             return
-        now = self.clock()
+        self._transition(job, status, reason)
+        if status in FINAL:
+            self._settle(deque([job]))
+
+    def _transition(self, job: Job, status: str, reason: str | None) -> None:
+        """The bookkeeping of every status change: queues, reason, times, event, parent summary."""
+        old, now = job.status, self.clock()
         if old == "RUNNABLE":
             self._runnable[job.spec.queue].pop(job.id, None)
         elif status == "RUNNABLE":
@@ -556,16 +561,15 @@ class Engine:
         job.status = status
         if reason is not None:
             job.status_reason = reason
+        if status in FINAL:
+            job.stopped_at = now
         self._record(job, now)
         parent = job.parent
         if parent is not None:
             parent.summary[old] -= 1
             parent.summary[status] += 1
             if parent.status == "SUBMITTED":
-                self._set_status(parent, "PENDING")
-        if status in FINAL:
-            job.stopped_at = now
-            self._settle(deque([job]))
+                self._transition(parent, "PENDING", None)
 
     def _fail(self, job: Job, reason: str) -> None:
         self._set_status(job, "FAILED", reason)
@@ -608,18 +612,7 @@ class Engine:
 
     def _finish_quietly(self, job: Job, status: str, reason: str | None, todo: deque[Job]) -> None:
         """Set a final status and queue the job for settling (instead of recursing)."""
-        now = self.clock()
-        old = job.status
-        if old == "RUNNABLE":
-            self._runnable[job.spec.queue].pop(job.id, None)
-        job.status = status
-        if reason is not None:
-            job.status_reason = reason
-        job.stopped_at = now
-        self._record(job, now)
-        if job.parent is not None:
-            job.parent.summary[old] -= 1
-            job.parent.summary[status] += 1
+        self._transition(job, status, reason)
         todo.append(job)
 
     # ------------------------------------------------------------- describing
