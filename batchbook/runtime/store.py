@@ -83,12 +83,6 @@ class Store:
             db.execute("ROLLBACK")
             raise
 
-    def count_by_status(self, parent: str | None = None) -> dict[str, int]:
-        sql, args = "SELECT status, count(*) FROM jobs", ()
-        if parent is not None:
-            sql, args = sql + " WHERE parent = ?", (parent,)
-        return dict(self.db.execute(sql + " GROUP BY status", args).fetchall())
-
     def events(self, job_id: str) -> list[tuple[int, str, str | None]]:
         return self.db.execute(
             "SELECT at, status, reason FROM events WHERE job_id = ? ORDER BY seq", (job_id,)

@@ -51,6 +51,16 @@ class Driver:
                 return action
         raise KeyError(f"{job_id} is not running")
 
+    def run_one_by_one(self, count: int) -> list[str]:
+        """Step ``count`` times, each time finishing the single running job; return their order."""
+        order = []
+        for _ in range(count):
+            self.step()
+            [running] = self.running_ids()
+            order.append(running)
+            self.finish(running)
+        return order
+
     def running_ids(self) -> list[str]:
         return [a.job_id for a in self.running.values()]
 

@@ -105,12 +105,7 @@ def test_higher_priority_queue_wins_under_contention(engine: Engine, driver: Dri
     make_queue(engine, "high", ("one",), priority=10)
     lows = [driver.submit(name=f"low{i}", queue="low") for i in range(3)]
     highs = [driver.submit(name=f"high{i}", queue="high") for i in range(3)]
-    order = []
-    for _ in range(6):
-        driver.step()
-        [running] = driver.running_ids()
-        order.append(running)
-        driver.finish(running)
+    order = driver.run_one_by_one(6)
     assert order == highs + lows
 
 

@@ -103,12 +103,7 @@ def test_n_to_n_needs_equal_sizes(driver: Driver) -> None:
 
 def test_sequential_array_runs_children_in_index_order(driver: Driver) -> None:
     job = driver.submit(arrayProperties={"size": 5}, dependsOn=[{"type": "SEQUENTIAL"}])
-    order = []
-    for _ in range(5):
-        driver.step()
-        [running] = driver.running_ids()
-        order.append(running)
-        driver.finish(running)
+    order = driver.run_one_by_one(5)
     assert order == [f"{job}:{i}" for i in range(5)]
     assert driver.status(job) == "SUCCEEDED"
 
