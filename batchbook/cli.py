@@ -102,6 +102,48 @@ def render_table(lb: LocalBatch, jobs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def serve(args: argparse.Namespace) -> int:
+    from batchbook.errors import StateDirInUse
+    from batchbook.server.service import run_service
+
+    try:
+        return run_service(
+            args.state_dir,
+            port=args.port,
+            throttle_rps=args.throttle,
+            ready_fd=args.ready_fd,
+            min_timeout_seconds=args.min_timeout,
+        )
+    except (StateDirInUse, OSError) as e:
+        print(f"batchbook serve: {e}", file=sys.stderr)
+        return 1
+
+
+def status(args: argparse.Namespace) -> int:
+    from batchbook.server.discovery import find_service
+
+    service = find_service(args.state_dir)
+    if service is None:
+        print(f"no batchbook service is running for {args.state_dir}")
+        return 1
+    print(f"batchbook service {service.url} (pid {service.pid}) on {service.state_dir}")
+    print("\nTo use it from the AWS CLI or boto3, add this to ~/.aws/config:\n")
+    print(service.profile())
+    print("\nor export:\n")
+    print("\n".join(f"export {k}={v}" for k, v in service.environment().items()))
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    from batchbook.server.discovery import stop_service
+
+    if stop_service(args.state_dir):
+        print(f"stopped the batchbook service of {args.state_dir}")
+        return 0
+    print(f"no batchbook service is running for {args.state_dir}")
+    return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="batchbook", description="Run Python on AWS Batch, or on this machine."
@@ -111,10 +153,34 @@ def main(argv: list[str] | None = None) -> int:
         "demo", help="run an example array job on the local engine and show the result"
     )
     p_demo.add_argument("--state-dir", type=Path, default=default_state_dir().parent / "demo")
+    state_dir = {"type": Path, "default": default_state_dir(), "help": "engine state directory"}
+    p_serve = sub.add_parser("serve", help="run the local Batch + CloudWatch Logs service")
+    p_serve.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
+    p_serve.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    p_serve.add_argument(
+        "--throttle",
+        type=float,
+        default=0,
+        metavar="RPS",
+        help="answer TooManyRequestsException above this many requests/s (0: never)",
+    )
+    p_serve.add_argument(
+        "--min-timeout",
+        type=int,
+        default=60,
+        metavar="SECONDS",
+        help="smallest attemptDurationSeconds accepted (AWS: 60)",
+    )
+    p_serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    for name, text in (
+        ("status", "show the running service and how to reach it"),
+        ("stop", "stop the running service"),
+    ):
+        sub.add_parser(name, help=text).add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.state_dir)
-    return 2
+    return {"serve": serve, "status": status, "stop": stop}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,12 @@ errors back onto the same classes.
 
     BatchbookError
     ├── ClientError            (ClientException, HTTP 400: bad request)
-    │   └── ThrottlingError    (TooManyRequestsException, HTTP 429)
+    │   ├── ThrottlingError    (TooManyRequestsException, HTTP 429)
+    │   ├── InvalidParameter   (InvalidParameterException: CloudWatch Logs' bad request)
+    │   └── ResourceNotFound   (ResourceNotFoundException: no such log group or stream)
+    ├── AuthenticationError    (HTTP 403: unsigned, unknown key or bad signature)
     ├── ServerError            (ServerException, HTTP 500: a real internal fault)
+    ├── ServiceUnavailable     (the local service could not be started or reached)
     └── StateDirInUse          (another engine owns the state directory)
 """
 
@@ -33,11 +37,37 @@ class ThrottlingError(ClientError):
     http_status = 429
 
 
+class InvalidParameter(ClientError):
+    """A CloudWatch Logs request was malformed."""
+
+    aws_type = "InvalidParameterException"
+
+
+class ResourceNotFound(ClientError):
+    """The log group or log stream named does not exist."""
+
+    aws_type = "ResourceNotFoundException"
+
+
+class AuthenticationError(BatchbookError):
+    """A request to the local service was not signed with the local access key."""
+
+    http_status = 403
+
+    def __init__(self, message: str, aws_type: str = "UnrecognizedClientException"):
+        super().__init__(message)
+        self.aws_type = aws_type
+
+
 class ServerError(BatchbookError):
     """An internal fault of the engine (never used for a bad request)."""
 
     aws_type = "ServerException"
     http_status = 500
+
+
+class ServiceUnavailable(BatchbookError):
+    """The local service could not be started or does not answer."""
 
 
 class StateDirInUse(BatchbookError):

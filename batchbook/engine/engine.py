@@ -33,7 +33,14 @@ from batchbook.engine.jobs import (
     JobSpec,
     Task,
 )
-from batchbook.engine.registry import Host, Registry, check_env, check_timeout, paginate
+from batchbook.engine.registry import (
+    Host,
+    Registry,
+    check_env,
+    check_tags,
+    check_timeout,
+    paginate,
+)
 from batchbook.engine.resources import NONE, Resources, job_resources
 from batchbook.engine.retry import RetryStrategy
 from batchbook.engine.validation import check_name, check_range, validate_request
@@ -47,6 +54,9 @@ MISFIT_REASON = (
     "than that can be met by the CE(s) attached to the job queue ({have})."
 )
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
+_BATCH_ARN = re.compile(
+    r"^arn:aws[a-z-]*:batch:[a-z0-9-]*:\d{12}:(compute-environment|job-queue|job-definition|job)/(.+)$"
+)
 
 
 @dataclass
@@ -94,6 +104,15 @@ class Engine:
         self._changed_jobs = {}
         return changes
 
+    @property
+    def region(self) -> str:
+        return self.registry.region
+
+    @region.setter
+    def region(self, region: str) -> None:
+        """ARNs made from now on carry ``region`` (the service sets it from each request)."""
+        self.registry.region = region
+
     def job_arn(self, job_id: str) -> str:
         return self.registry.arn("job", job_id)
 
@@ -140,6 +159,50 @@ class Engine:
     def describe_job_definitions(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
         return self.registry.describe_job_definitions(req or {})
 
+    # ------------------------------------------------------------------- tags
+    def tag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("TagResource", req)
+        check_tags(req["tags"], "tags")
+        self._retag(req["resourceArn"], lambda tags: {**tags, **req["tags"]})
+        return {}
+
+    def untag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("UntagResource", req)
+        check_range("tagKeys", len(req["tagKeys"]), 1, 50)
+        drop = set(req["tagKeys"])
+        self._retag(
+            req["resourceArn"], lambda tags: {k: v for k, v in tags.items() if k not in drop}
+        )
+        return {}
+
+    def list_tags_for_resource(self, req: dict[str, Any]) -> dict[str, Any]:
+        validate_request("ListTagsForResource", req)
+        return {"tags": self._retag(req["resourceArn"], None)}
+
+    def _retag(
+        self, arn: str, change: Callable[[dict[str, str]], dict[str, str]] | None
+    ) -> dict[str, str]:
+        """The tags of the resource ``arn`` names, after ``change`` (None: just read them)."""
+        match = _BATCH_ARN.match(arn)
+        if match is None:
+            raise ClientError(
+                f"resourceArn: {arn!r:.200} is not a Batch ARN (arn:aws:batch:<region>:<account>:"
+                "<compute-environment|job-queue|job-definition|job>/<name>)"
+            )
+        kind, name = match.group(1), match.group(2)
+        if kind != "job":
+            return self.registry.retag(kind, name, change)
+        job = self.jobs.get(name)
+        if job is None:
+            raise ClientError(f"resourceArn: job {name!r} does not exist")
+        job = job.parent or job  # an array's children share the parent's tags
+        if change is not None:
+            tags = change(dict(job.tags))
+            check_tags(tags, "tags")
+            job.tags = tags
+            self._touch(job)
+        return dict(job.tags)
+
     # ------------------------------------------------------------- job requests
     def submit_job(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("SubmitJob", req)
@@ -170,8 +233,7 @@ class Engine:
         timeout = check_timeout(
             req.get("timeout") or jobdef.get("timeout"), self.config.min_timeout_seconds
         )
-        if len(req.get("tags") or {}) > 50:
-            raise ClientError("tags: at most 50 tags are allowed")
+        check_tags(req.get("tags"), "tags")
         plain, n_to_n, sequential = self._check_dependencies(req.get("dependsOn") or [], array_size)
 
         spec = JobSpec(
@@ -185,6 +247,7 @@ class Engine:
         )
         now = self.clock()
         job = self._new_job(str(uuid.uuid4()), spec, now)
+        job.tags = dict(req.get("tags") or {})
         for dep in plain:
             self._wait_on(job, dep)
         if array_size is not None:
@@ -383,7 +446,7 @@ class Engine:
         return [(job.id, job.task) for job in self._tasks.values() if job.task is not None]
 
     def _task_arn(self, task_id: str) -> str:
-        return f"arn:aws:ecs:{self.host.region}:{self.host.account}:task/local/{task_id}"
+        return self.registry.arn("task", f"local/{task_id}", "ecs")
 
     # -------------------------------------------------------------- scheduling
     def next_deadline(self) -> int | None:
@@ -748,7 +811,7 @@ class Engine:
             "dependsOn": req.get("dependsOn") or [],
             "jobDefinition": spec.job_definition_arn,
             "parameters": {**jobdef.get("parameters", {}), **(req.get("parameters") or {})},
-            "tags": req.get("tags") or {},
+            "tags": dict((job.parent or job).tags),
             "propagateTags": bool(req.get("propagateTags", jobdef.get("propagateTags", False))),
             "platformCapabilities": jobdef.get("platformCapabilities", ["EC2"]),
             "isCancelled": job.is_cancelled,

@@ -101,6 +101,9 @@ class Job:
     is_terminated: bool = False
     ce: str | None = None
     task: Task | None = None
+    tags: dict[str, str] = field(
+        default_factory=dict
+    )  # top-level jobs; children share the parent's
     # array parents only
     children: list[Job] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
@@ -137,6 +140,8 @@ class Job:
             rec["ce"] = self.ce
         if self.task:
             rec["task"] = self.task.to_record()
+        if self.tags:
+            rec["tags"] = self.tags
         if self.parent is None:
             rec["spec"] = self.spec.to_record()
         if self.is_parent:
@@ -165,5 +170,6 @@ class Job:
             ce=rec.get("ce"),
             task=Task(**rec["task"]) if rec.get("task") else None,
             released=rec.get("released", True),
+            tags=rec.get("tags", {}),
         )
         return job

@@ -61,10 +61,11 @@ class Registry:
         self.queues: dict[str, dict[str, Any]] = {}
         self.jobdefs: dict[str, dict[str, Any]] = {}  # "name:revision" -> definition
         self.capacity: dict[str, Resources] = {}
+        self.region = host.region  # the region of the request being served
         self._changed = on_change
 
-    def arn(self, kind: str, name: str) -> str:
-        return f"arn:aws:batch:{self.host.region}:{self.host.account}:{kind}/{name}"
+    def arn(self, kind: str, name: str, service: str = "batch") -> str:
+        return f"arn:aws:{service}:{self.region}:{self.host.account}:{kind}/{name}"
 
     # -- compute environments -------------------------------------------------------
     def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -81,12 +82,13 @@ class Registry:
         elif resources:
             raise ClientError("computeResources: not allowed for an UNMANAGED compute environment")
         check_range("unmanagedvCpus", req.get("unmanagedvCpus"), 0, 100_000)
+        check_tags(req.get("tags"), "tags")
         self._check_local_tags(req.get("tags"))
         arn = self.arn("compute-environment", name)
         ce = {
             "computeEnvironmentName": name,
             "computeEnvironmentArn": arn,
-            "ecsClusterArn": f"arn:aws:ecs:{self.host.region}:{self.host.account}:cluster/{name}-local",
+            "ecsClusterArn": self.arn("cluster", f"{name}-local", "ecs"),
             "type": req["type"],
             "state": req.get("state", "ENABLED"),
             "status": "VALID",
@@ -183,7 +185,7 @@ class Registry:
             else [ce for ref in wanted if (ce := self._find(self.ces, ref)) is not None]
         )
         page, token = paginate(items, req.get("maxResults"), req.get("nextToken"), 100)
-        return _with_token({"computeEnvironments": page}, token)
+        return with_token({"computeEnvironments": page}, token)
 
     # -- job queues -----------------------------------------------------------------
     def create_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -193,6 +195,7 @@ class Registry:
         if name in self.queues:
             raise ClientError(f"jobQueueName: {name!r} already exists")
         check_range("priority", req["priority"], 0, 1000)
+        check_tags(req.get("tags"), "tags")
         order = self._check_order(req.get("computeEnvironmentOrder"))
         arn = self.arn("job-queue", name)
         queue = {
@@ -277,7 +280,7 @@ class Registry:
             else [q for ref in wanted if (q := self._find(self.queues, ref)) is not None]
         )
         page, token = paginate(items, req.get("maxResults"), req.get("nextToken"), 100)
-        return _with_token({"jobQueues": page}, token)
+        return with_token({"jobQueues": page}, token)
 
     # -- job definitions ------------------------------------------------------------
     def register_job_definition(self, req: dict[str, Any], min_timeout: int) -> dict[str, Any]:
@@ -295,6 +298,7 @@ class Registry:
             raise ClientError("containerProperties.image: required")
         job_resources(container, None)
         check_env(container.get("environment"), "containerProperties.environment")
+        check_tags(req.get("tags"), "tags")
         RetryStrategy.from_api(req.get("retryStrategy"))
         check_timeout(req.get("timeout"), min_timeout)
         revision = 1 + max(
@@ -376,7 +380,30 @@ class Registry:
         if req.get("status"):
             items = [d for d in items if d["status"] == req["status"]]
         page, token = paginate(list(items), req.get("maxResults"), req.get("nextToken"), 100)
-        return _with_token({"jobDefinitions": page}, token)
+        return with_token({"jobDefinitions": page}, token)
+
+    # -- tags -----------------------------------------------------------------------
+    def retag(
+        self, kind: str, name: str, change: Callable[[dict[str, str]], dict[str, str]] | None
+    ) -> dict[str, str]:
+        """Apply ``change`` (None: none) to the tags of a compute environment, queue or job definition."""
+        table, put = {
+            "compute-environment": (self.ces, self._put_ce),
+            "job-queue": (self.queues, self._put_queue),
+            "job-definition": (self.jobdefs, self._put_jobdef),
+        }[kind]
+        current = table.get(name)
+        if current is None:
+            raise ClientError(f"resourceArn: {kind} {name!r} does not exist")
+        tags = dict(current.get("tags") or {})
+        if change is None:
+            return tags
+        tags = change(tags)
+        check_tags(tags, "tags")
+        if kind == "compute-environment":
+            self._check_local_tags(tags)
+        put({**current, "tags": tags})
+        return tags
 
     # -- loading --------------------------------------------------------------------
     def load(self, kind: str, data: dict[str, Any]) -> None:
@@ -394,7 +421,7 @@ class Registry:
         return table.get(ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref)
 
 
-def _with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
+def with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
     if token:
         out["nextToken"] = token
     return out
@@ -406,6 +433,23 @@ def check_env(env: list[dict[str, str]] | None, field: str) -> None:
         if not name or name.startswith("AWS_BATCH"):
             raise ClientError(
                 f"{field}[{i}].name: {name!r} is not allowed; names must be non-empty and not start with AWS_BATCH"
+            )
+
+
+def check_tags(tags: dict[str, str] | None, field: str) -> None:
+    """AWS's tag limits: at most 50, keys 1-128 characters not starting with aws:, values up to 256."""
+    if not tags:
+        return
+    if len(tags) > 50:
+        raise ClientError(f"{field}: {len(tags)} tags; at most 50 are allowed")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise ClientError(
+                f"{field}: key {key!r:.140} is not allowed; keys are 1-128 characters and may not start with aws:"
+            )
+        if len(value) > 256:
+            raise ClientError(
+                f"{field}.{key}: value is {len(value)} characters; at most 256 are allowed"
             )
 
 

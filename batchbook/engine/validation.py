@@ -18,18 +18,25 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
 @functools.cache
-def service_model() -> Any:
+def service_model(service: str = "batch") -> Any:
     import botocore.session
 
-    return botocore.session.get_session().get_service_model("batch")
+    return botocore.session.get_session().get_service_model(service)
 
 
-def validate_request(operation: str, params: Any) -> dict[str, Any]:
+def validate_request(
+    operation: str, params: Any, service: str = "batch", error: type[ClientError] = ClientError
+) -> dict[str, Any]:
     """Check ``params`` against the input shape of ``operation``; return them."""
-    shape = service_model().operation_model(operation).input_shape
+    shape = service_model(service).operation_model(operation).input_shape
     if params is None:
         params = {}
-    _check(shape, params, "")
+    try:
+        _check(shape, params, "")
+    except ClientError as e:
+        if error is ClientError:
+            raise
+        raise error(str(e)) from None
     return params
 
 
@@ -45,7 +52,17 @@ _PY_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-def _check(shape: Any, value: Any, path: str) -> None:
+def validate_response(operation: str, response: Any, service: str = "batch") -> None:
+    """Check a response against the output shape of ``operation`` (the service's tests use it)."""
+    _check(service_model(service).operation_model(operation).output_shape, response, "", True)
+
+
+# Members the model calls required that AWS itself leaves out: a job that has not
+# started has no startedAt in DescribeJobs.
+RESPONSE_OMITS = frozenset({("JobDetail", "startedAt")})
+
+
+def _check(shape: Any, value: Any, path: str, response: bool = False) -> None:
     name = path or "request"
     kind = shape.type_name
     if kind == "structure":
@@ -56,22 +73,23 @@ def _check(shape: Any, value: Any, path: str) -> None:
                 allowed = ", ".join(shape.members)
                 raise ClientError(f"{_join(path, key)}: unknown parameter; allowed: {allowed}")
         for key in shape.required_members:
-            if value.get(key) is None:
+            if value.get(key) is None and not (response and (shape.name, key) in RESPONSE_OMITS):
                 raise ClientError(f"{_join(path, key)}: required parameter is missing")
         for key, item in value.items():
             if item is not None:
-                _check(shape.members[key], item, _join(path, key))
+                _check(shape.members[key], item, _join(path, key), response)
     elif kind == "list":
         if not isinstance(value, list):
             raise ClientError(f"{name}: expected a list, got {type(value).__name__}")
+        _check_bounds(shape, len(value), name, "items")
         for i, item in enumerate(value):
-            _check(shape.member, item, f"{name}[{i}]")
+            _check(shape.member, item, f"{name}[{i}]", response)
     elif kind == "map":
         if not isinstance(value, dict):
             raise ClientError(f"{name}: expected an object, got {type(value).__name__}")
         for key, item in value.items():
             _check(shape.key, key, f"{name} key")
-            _check(shape.value, item, f"{name}.{key}")
+            _check(shape.value, item, f"{name}.{key}", response)
     else:
         types = _PY_TYPES.get(kind, (object,))
         if not isinstance(value, types) or (kind != "boolean" and isinstance(value, bool)):
@@ -79,6 +97,21 @@ def _check(shape: Any, value: Any, path: str) -> None:
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:
             raise ClientError(f"{name}: {value!r:.60} is not one of {', '.join(enum)}")
+        if kind in ("integer", "long"):
+            _check_bounds(shape, value, name, "")
+        elif kind == "string":
+            _check_bounds(shape, len(value), name, "characters")
+
+
+def _check_bounds(shape: Any, size: int, name: str, unit: str) -> None:
+    low, high = shape.metadata.get("min"), shape.metadata.get("max")
+    if (low is not None and size < low) or (high is not None and size > high):
+        allowed = f"{low if low is not None else 0} to {high if high is not None else 'any'}"
+        raise ClientError(
+            f"{name}: {size} {unit} is out of range; allowed {allowed} {unit}".replace(
+                "  ", " "
+            ).rstrip()
+        )
 
 
 def _join(path: str, key: str) -> str:

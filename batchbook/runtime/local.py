@@ -28,7 +28,7 @@ import psutil
 
 from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
 from batchbook.engine.jobs import HOST_LOST
-from batchbook.errors import BatchbookError, StateDirInUse
+from batchbook.errors import ClientError, StateDirInUse
 from batchbook.runtime.executor import Executor, group_rss, kill_stale_group
 from batchbook.runtime.logs import read_events
 from batchbook.runtime.store import Store
@@ -45,13 +45,17 @@ OPERATIONS = (
     "DescribeJobQueues",
     "DescribeJobs",
     "ListJobs",
+    "ListTagsForResource",
     "RegisterJobDefinition",
     "SubmitJob",
+    "TagResource",
     "TerminateJob",
+    "UntagResource",
     "UpdateComputeEnvironment",
     "UpdateJobQueue",
 )
 READ_ONLY = frozenset(op for op in OPERATIONS if op.startswith(("Describe", "List")))
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def snake(operation: str) -> str:
@@ -109,16 +113,28 @@ class LocalBatch:
         self._wake()  # a reopened engine has work at once: submitted jobs, retried attempts
 
     # ------------------------------------------------------------ operations
-    def call(self, operation: str, request: dict[str, Any] | None = None) -> dict[str, Any]:
+    def call(
+        self, operation: str, request: dict[str, Any] | None = None, region: str | None = None
+    ) -> dict[str, Any]:
         """Run one Batch operation by its API name (``SubmitJob``) with a request dict."""
+        return json.loads(self.call_json(operation, request, region))  # copies, never engine state
+
+    def call_json(
+        self, operation: str, request: dict[str, Any] | None = None, region: str | None = None
+    ) -> bytes:
+        """Like :meth:`call`, but the response as JSON bytes, serialized under the lock."""
         if operation not in OPERATIONS:
-            raise BatchbookError(f"operation {operation!r} is not supported by the local engine")
+            raise ClientError(
+                f"operation {operation!r} is not supported by the local engine; "
+                f"supported: {', '.join(OPERATIONS)}"
+            )
         with self._lock:
+            self.engine.region = region or self.engine.host.region
             result = getattr(self.engine, snake(operation))(request or {})
             if operation not in READ_ONLY:
                 self.store.save(self.engine.take_changes())
                 self._wake()
-            return json.loads(json.dumps(result))  # callers get copies, never engine state
+            return _dumps(result).encode()
 
     def wait(self, job_ids: Iterable[str], timeout: float | None = None) -> dict[str, str]:
         """Block until every job is SUCCEEDED or FAILED (or the timeout); return their statuses."""
@@ -142,6 +158,24 @@ class LocalBatch:
     ) -> list[tuple[int, str]]:
         """Events (epoch ms, message) of one attempt's log stream, from line ``start``."""
         return read_events(self.state_dir / "logs" / log_stream, start, limit)
+
+    def log_path(self, log_stream: str) -> Path:
+        """The file of a log stream (it exists once the attempt wrote its first line)."""
+        return self.state_dir / "logs" / log_stream
+
+    def log_streams(self) -> list[tuple[str, int]]:
+        """Every attempt's log stream with its creation time (epoch ms), oldest job first."""
+        with self._lock:
+            out = []
+            for job in self.engine.jobs.values():
+                out.extend(
+                    (a["container"]["logStreamName"], a["startedAt"])
+                    for a in job.attempts
+                    if a["container"].get("logStreamName")
+                )
+                if job.task is not None:
+                    out.append((job.task.log_stream, job.task.started_at or job.created_at))
+            return out
 
     def attempts_usage(self, job_id: str) -> list[dict[str, Any]]:
         """Per attempt: peak memory (KiB) and CPU seconds, as recorded from the process."""

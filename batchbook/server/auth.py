@@ -1,0 +1,151 @@
+"""The local access key and AWS Signature Version 4 checks of every request.
+
+The key lives in ``<state dir>/credentials.json`` (mode 0600), made on first use;
+only processes of the user who can read that file can drive the service.
+"""
+
+from __future__ import annotations
+
+import calendar
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qsl, quote
+
+from batchbook.errors import AuthenticationError
+
+MAX_CLOCK_SKEW_SECONDS = 15 * 60  # AWS's own window
+_AUTH_RE = re.compile(
+    r"^AWS4-HMAC-SHA256\s+Credential=([^/,\s]+)/(\d{8})/([^/,\s]+)/([^/,\s]+)/aws4_request,\s*"
+    r"SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]{64})\s*$"
+)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    access_key: str
+    secret_key: str
+
+
+def load_credentials(state_dir: Path) -> Credentials:
+    """The state dir's access key, made (readable by this user only) if there is none yet."""
+    path = state_dir / "credentials.json"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        data = {
+            "aws_access_key_id": "BBLOCAL" + secrets.token_hex(7).upper(),
+            "aws_secret_access_key": secrets.token_urlsafe(30),
+        }
+        tmp = state_dir / f".credentials.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        try:
+            os.link(tmp, path)  # atomic create-if-absent: two first users agree on one key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    data = json.loads(path.read_text())
+    return Credentials(data["aws_access_key_id"], data["aws_secret_access_key"])
+
+
+def verify(
+    creds: Credentials,
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    service: str,
+) -> str:
+    """Check the request's SigV4 signature; return the region it was signed for.
+
+    ``raw_path`` is the request target as sent (still percent-encoded, with the
+    query string); ``headers`` are keyed in lower case.
+    """
+    auth = headers.get("authorization")
+    if not auth:
+        raise AuthenticationError(
+            "Missing Authentication Token", "MissingAuthenticationTokenException"
+        )
+    m = _AUTH_RE.match(auth)
+    if m is None:
+        raise AuthenticationError(
+            "Authorization header is not an AWS4-HMAC-SHA256 signature",
+            "IncompleteSignatureException",
+        )
+    key_id, day, region, signed_service, signed_headers, signature = m.groups()
+    if not hmac.compare_digest(key_id, creds.access_key):
+        raise AuthenticationError("The security token included in the request is invalid.")
+    if signed_service != service:
+        raise AuthenticationError(
+            f"Credential should be scoped to correct service: '{service}'.",
+            "InvalidSignatureException",
+        )
+    stamp = headers.get("x-amz-date", "")
+    try:
+        signed_at = calendar.timegm(time.strptime(stamp, "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        raise AuthenticationError(
+            "X-Amz-Date header is missing or not in the form YYYYMMDDTHHMMSSZ",
+            "IncompleteSignatureException",
+        ) from None
+    if abs(time.time() - signed_at) > MAX_CLOCK_SKEW_SECONDS or not stamp.startswith(day):
+        raise AuthenticationError(
+            f"Signature expired or not yet valid: {stamp} is more than 15 minutes from now",
+            "InvalidSignatureException",
+        )
+    names = signed_headers.split(";")
+    if "host" not in names:
+        raise AuthenticationError("'Host' must be a signed header", "InvalidSignatureException")
+    path, _, query = raw_path.partition("?")
+    canonical = "\n".join(
+        [
+            method,
+            quote(_remove_dot_segments(path), safe="/~"),
+            _canonical_query(query),
+            "".join(f"{n}:{' '.join(headers.get(n, '').split())}\n" for n in names),
+            signed_headers,
+            headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest(),
+        ]
+    )
+    scope = f"{day}/{region}/{service}/aws4_request"
+    to_sign = "\n".join(
+        ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+    )
+    key = ("AWS4" + creds.secret_key).encode()
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    expected = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected, signature):
+        raise AuthenticationError(
+            "The request signature we calculated does not match the signature you provided. "
+            "Check your AWS Secret Access Key and signing method.",
+            "InvalidSignatureException",
+        )
+    return region
+
+
+def _canonical_query(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return "&".join(f"{quote(k, safe='-_.~')}={quote(v, safe='-_.~')}" for k, v in sorted(pairs))
+
+
+def _remove_dot_segments(path: str) -> str:
+    if not path:
+        return "/"
+    out: list[str] = []
+    for part in path.split("/"):
+        if part == "..":
+            if out:
+                out.pop()
+        elif part != ".":
+            out.append(part)
+    joined = "/".join(out)
+    return joined if joined.startswith("/") else "/" + joined

@@ -1,0 +1,227 @@
+"""Finding, starting and stopping the one local service of a state dir.
+
+The running service writes ``<state dir>/service.json`` (url, port, pid). A client
+calls :func:`ensure_service`: under a lock on ``service.lock`` it checks that the
+file names a live service that answers, and otherwise starts one, detached from
+the caller (so it outlives a notebook kernel), waiting on a pipe for it to be
+ready. A file left behind by a crashed service is noticed and replaced.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import http.client
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from batchbook.errors import ServiceUnavailable
+from batchbook.runtime.local import default_state_dir
+from batchbook.server.auth import Credentials, load_credentials
+
+INFO_FILE = "service.json"
+START_TIMEOUT_SECONDS = 60.0
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Service:
+    """Where a running local service is, and the key to talk to it."""
+
+    url: str
+    pid: int
+    state_dir: Path
+    credentials: Credentials
+    region: str = DEFAULT_REGION
+
+    def client_kwargs(self) -> dict[str, str]:
+        """Keyword arguments for ``boto3.client("batch" or "logs", **kwargs)``."""
+        return {
+            "endpoint_url": self.url,
+            "region_name": self.region,
+            "aws_access_key_id": self.credentials.access_key,
+            "aws_secret_access_key": self.credentials.secret_key,
+        }
+
+    def client(self, service_name: str = "batch", region: str | None = None, **config: Any) -> Any:
+        """A boto3 client for ``batch`` or ``logs`` on this service (``config``: botocore Config)."""
+        import boto3
+        from botocore.config import Config
+
+        cfg = Config(**{"retries": {"mode": "adaptive", "max_attempts": 10}, **config})
+        kwargs = self.client_kwargs()
+        kwargs["region_name"] = region or self.region
+        return boto3.client(service_name, config=cfg, **kwargs)
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables that point the AWS CLI and boto3 at this service."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.credentials.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.credentials.secret_key,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_ENDPOINT_URL_BATCH": self.url,
+            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": self.url,
+        }
+
+    def profile(self, name: str = "batchbook-local") -> str:
+        """An ``~/.aws/config``-style profile for this service."""
+        return "\n".join(
+            [
+                f"[profile {name}]",
+                f"region = {self.region}",
+                f"aws_access_key_id = {self.credentials.access_key}",
+                f"aws_secret_access_key = {self.credentials.secret_key}",
+                "services = batchbook-local",
+                "",
+                "[services batchbook-local]",
+                "batch =",
+                f"  endpoint_url = {self.url}",
+                "cloudwatch_logs =",
+                f"  endpoint_url = {self.url}",
+            ]
+        )
+
+
+def resolve_state_dir(state_dir: str | Path | None) -> Path:
+    return Path(state_dir or default_state_dir()).expanduser().resolve()
+
+
+def write_info(state_dir: Path, url: str, port: int) -> None:
+    info = {"url": url, "port": port, "pid": os.getpid(), "startedAt": int(time.time() * 1000)}
+    tmp = state_dir / f".{INFO_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps(info))
+    tmp.replace(state_dir / INFO_FILE)
+
+
+def remove_info(state_dir: Path) -> None:
+    """Remove the discovery file if it is this process's own."""
+    path = state_dir / INFO_FILE
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (FileNotFoundError, ValueError):
+        pass
+
+
+def find_service(state_dir: str | Path | None = None) -> Service | None:
+    """The live service of ``state_dir``, or None (a stale discovery file counts as none)."""
+    state_dir = resolve_state_dir(state_dir)
+    try:
+        info = json.loads((state_dir / INFO_FILE).read_text())
+        url, pid = info["url"], int(info["pid"])
+    except (FileNotFoundError, ValueError, KeyError, TypeError):
+        return None
+    if not _answers(url, pid, state_dir):
+        return None
+    return Service(url, pid, state_dir, load_credentials(state_dir))
+
+
+def ensure_service(
+    state_dir: str | Path | None = None, *, serve_args: list[str] | None = None
+) -> Service:
+    """The state dir's running service, started (detached) if there is none."""
+    state_dir = resolve_state_dir(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    service = find_service(state_dir)
+    if service is not None:
+        return service
+    with _locked(state_dir / "service.lock"):
+        service = find_service(state_dir)  # another client may have started it meanwhile
+        if service is None:
+            (state_dir / INFO_FILE).unlink(missing_ok=True)  # stale: its service is gone
+            _start(state_dir, serve_args or [])
+            service = find_service(state_dir)
+        if service is None:
+            raise ServiceUnavailable(
+                f"the service started but does not answer; see {state_dir / 'service.log'}"
+            )
+        return service
+
+
+def stop_service(state_dir: str | Path | None = None, timeout: float = 30.0) -> bool:
+    """Stop the state dir's service (running jobs are stopped too); False if none was running."""
+    import psutil
+
+    service = find_service(state_dir)
+    if service is None:
+        return False
+    try:
+        proc = psutil.Process(service.pid)
+        proc.terminate()
+        proc.wait(timeout)
+    except psutil.NoSuchProcess:
+        pass
+    return True
+
+
+def _start(state_dir: Path, serve_args: list[str]) -> None:
+    read_fd, write_fd = os.pipe()
+    log = open(state_dir / "service.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "batchbook",
+                "serve",
+                "--state-dir",
+                str(state_dir),
+                "--ready-fd",
+                str(write_fd),
+                *serve_args,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            start_new_session=True,  # outlives the kernel that started it
+            close_fds=True,
+        )
+    finally:
+        os.close(write_fd)
+        log.close()
+    try:
+        ready, _, _ = select.select([read_fd], [], [], START_TIMEOUT_SECONDS)
+        message = os.read(read_fd, 64) if ready else b""
+    finally:
+        os.close(read_fd)
+    if message.startswith(b"ready"):
+        return
+    if proc.poll() is None and not ready:
+        proc.kill()
+    tail = (state_dir / "service.log").read_text(errors="replace")[-2000:]
+    raise ServiceUnavailable(
+        f"the local service did not start (exit {proc.poll()}); its log ends:\n{tail}"
+    )
+
+
+def _answers(url: str, pid: int, state_dir: Path) -> bool:
+    host, _, port = url.removeprefix("http://").partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=5)
+    try:
+        conn.request("GET", "/batchbook/ping")
+        resp = conn.getresponse()
+        info = json.loads(resp.read()) if resp.status == 200 else {}
+    except (OSError, ValueError):
+        return False
+    finally:
+        conn.close()
+    return info.get("pid") == pid and info.get("stateDir") == str(state_dir)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -1,0 +1,218 @@
+"""The HTTP service: Batch REST-JSON and CloudWatch Logs on 127.0.0.1, SigV4-signed.
+
+One thread per client connection (HTTP/1.1 keep-alive, as boto3 and the AWS CLI
+use it); every operation goes through :class:`LocalBatch`, which serializes them
+under its lock and commits them to SQLite before the response is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import sys
+import threading
+import time
+import traceback
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from batchbook import __version__
+from batchbook.errors import BatchbookError, ClientError, ServerError, ThrottlingError
+from batchbook.runtime.local import LocalBatch
+from batchbook.server.auth import load_credentials, verify
+from batchbook.server.cloudwatch_logs import CloudWatchLogs
+from batchbook.server.routes import route, service_of
+
+MAX_BODY_BYTES = 1 << 20  # far above SubmitJob's 30 KiB; anything bigger is refused unread
+PING_PATH = "/batchbook/ping"
+Response = tuple[int, dict[str, str], bytes]
+
+
+class TokenBucket:
+    """At most ``rate`` requests a second on average, bursts up to ``rate``; 0 means no limit."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self._tokens = rate
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    def take(self) -> bool:
+        if not self.rate:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+
+class BatchService:
+    """Answers HTTP requests for one :class:`LocalBatch`."""
+
+    def __init__(
+        self, lb: LocalBatch, host: str = "127.0.0.1", port: int = 0, throttle_rps: float = 0
+    ):
+        self.lb = lb
+        self.credentials = load_credentials(lb.state_dir)
+        self.logs = CloudWatchLogs(lb)
+        self.throttle = TokenBucket(throttle_rps)
+        self.httpd = _Server((host, port), _Handler)
+        self.httpd.service = self
+        self.port: int = self.httpd.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+        self._stop_r, self._stop_w = os.pipe()
+
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Response:
+        if raw_path == PING_PATH:
+            return self._ping()
+        service = service_of(raw_path, headers)
+        try:
+            region = verify(self.credentials, method, raw_path, headers, body, service)
+            if not self.throttle.take():
+                raise ThrottlingError("Too Many Requests")
+            r = route(method, raw_path, headers, body)
+            if r.service == "logs":
+                payload = json.dumps(self.logs.call(r.operation, r.request, region)).encode()
+            else:
+                payload = self.lb.call_json(r.operation, r.request, region)
+            return 200, {"Content-Type": _content_type(service)}, payload
+        except BatchbookError as e:
+            return _error(service, e)
+        except Exception as e:  # a real fault: say so as a 500, log the traceback
+            traceback.print_exc(file=sys.stderr)
+            return _error(service, ServerError(f"internal error: {type(e).__name__}: {e}"))
+
+    def _ping(self) -> Response:
+        body = {
+            "service": "batchbook",
+            "version": __version__,
+            "pid": os.getpid(),
+            "stateDir": str(self.lb.state_dir),
+        }
+        return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+    def serve_forever(self) -> None:
+        """Accept connections until :meth:`shutdown`; waits on the sockets, never polls."""
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.httpd, selectors.EVENT_READ, "accept")
+            sel.register(self._stop_r, selectors.EVENT_READ, "stop")
+            while True:
+                for key, _ in sel.select():
+                    if key.data == "stop":
+                        self.httpd.server_close()
+                        return
+                    self.httpd.handle_request()  # readable: accepts at once, a thread serves it
+
+    def shutdown(self) -> None:
+        """Make :meth:`serve_forever` return; safe from a signal handler or another thread."""
+        os.write(self._stop_w, b"x")
+
+
+def _content_type(service: str) -> str:
+    return "application/x-amz-json-1.1" if service == "logs" else "application/json"
+
+
+def _error(service: str, error: BatchbookError) -> Response:
+    aws_type = getattr(error, "aws_type", "ClientException")
+    status = getattr(error, "http_status", 400)
+    if service == "logs" and status == 429:
+        status, aws_type = 400, "ThrottlingException"  # CloudWatch's own name for it
+    body = json.dumps({"__type": aws_type, "message": str(error)}).encode()
+    headers = {"Content-Type": _content_type(service), "x-amzn-ErrorType": aws_type}
+    return status, headers, body
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+    service: BatchService
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def _serve(self) -> None:
+        length_header = self.headers.get("Content-Length", "0")
+        try:
+            length = int(length_header)
+            if length < 0:
+                raise ValueError
+        except ValueError:
+            self.close_connection = True
+            self._reply(
+                _error(
+                    "batch",
+                    ClientError(f"Content-Length: {length_header!r:.40} is not a byte count"),
+                )
+            )
+            return
+        if length > MAX_BODY_BYTES:
+            self.close_connection = True  # not read, so the connection cannot be reused
+            self._reply(
+                _error(
+                    "batch",
+                    ClientError(
+                        f"request body: {length} bytes; at most {MAX_BODY_BYTES} are accepted"
+                    ),
+                )
+            )
+            return
+        body = self.rfile.read(length)
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self._reply(self.server.service.handle(self.command, self.path, headers, body))
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+
+    def _reply(self, response: Response) -> None:
+        status, headers, payload = response
+        self.send_response(status)
+        self.send_header("x-amzn-RequestId", str(uuid.uuid4()))
+        self.send_header("Content-Length", str(len(payload)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # one line per request would drown the service log
+
+
+def run_service(
+    state_dir: Path,
+    port: int = 0,
+    throttle_rps: float = 0,
+    ready_fd: int | None = None,
+    **engine_options: Any,
+) -> int:
+    """``batchbook serve``: run until SIGTERM/SIGINT; the discovery file says where."""
+    from batchbook.server.discovery import remove_info, write_info
+
+    with LocalBatch(state_dir, **engine_options) as lb:
+        service = BatchService(lb, port=port, throttle_rps=throttle_rps)
+
+        def stop(signum: int, frame: Any) -> None:
+            service.shutdown()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        write_info(lb.state_dir, service.url, service.port)
+        print(f"batchbook service {service.url} (pid {os.getpid()}) on {lb.state_dir}", flush=True)
+        if ready_fd is not None:
+            os.write(ready_fd, b"ready\n")
+            os.close(ready_fd)
+        try:
+            service.serve_forever()
+        finally:
+            remove_info(lb.state_dir)
+    print("batchbook service stopped", flush=True)
+    return 0
