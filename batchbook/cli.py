@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -103,6 +104,10 @@ def render_table(lb: LocalBatch, jobs: list[dict[str, Any]]) -> str:
 
 
 def serve(args: argparse.Namespace) -> int:
+    if args.ready_fd is not None and os.fork():
+        # Started by a client (discovery): the service runs on in a grandchild, which is
+        # nobody's child but init's, so no client is left holding a zombie after it stops.
+        os._exit(0)
     from batchbook.errors import StateDirInUse
     from batchbook.server.service import run_service
 

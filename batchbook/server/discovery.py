@@ -185,6 +185,7 @@ def _start(state_dir: Path, serve_args: list[str]) -> None:
             start_new_session=True,  # outlives the kernel that started it
             close_fds=True,
         )
+        proc.wait()  # `serve --ready-fd` forks the service off and exits: it is not our child
     finally:
         os.close(write_fd)
         log.close()
@@ -195,12 +196,8 @@ def _start(state_dir: Path, serve_args: list[str]) -> None:
         os.close(read_fd)
     if message.startswith(b"ready"):
         return
-    if proc.poll() is None and not ready:
-        proc.kill()
     tail = (state_dir / "service.log").read_text(errors="replace")[-2000:]
-    raise ServiceUnavailable(
-        f"the local service did not start (exit {proc.poll()}); its log ends:\n{tail}"
-    )
+    raise ServiceUnavailable(f"the local service did not start; its log ends:\n{tail}")
 
 
 def _answers(url: str, pid: int, state_dir: Path) -> bool:

@@ -166,11 +166,11 @@ def test_client_errors_have_aws_shape(batch: Any, service: Service) -> None:
 
 
 def test_throttling_gives_429_and_boto3_backs_off(tmp_path: Any) -> None:
-    svc = start(tmp_path / "throttled", "--throttle", "5")
+    svc = start(tmp_path / "throttled", "--throttle", "2")
     try:
         quick = checked_client(svc, retries={"mode": "standard", "max_attempts": 1})
         codes = []
-        for _ in range(20):
+        for _ in range(10):
             try:
                 quick.describe_job_queues()
                 codes.append(200)
@@ -180,7 +180,7 @@ def test_throttling_gives_429_and_boto3_backs_off(tmp_path: Any) -> None:
         assert 429 in codes and 200 in codes
         patient = checked_client(svc, retries={"mode": "standard", "max_attempts": 20})
         retried = sum(
-            patient.describe_job_queues()["ResponseMetadata"]["RetryAttempts"] for _ in range(15)
+            patient.describe_job_queues()["ResponseMetadata"]["RetryAttempts"] for _ in range(4)
         )
         assert retried > 0  # every call succeeded, some only after botocore backed off
     finally:
