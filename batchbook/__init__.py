@@ -1,11 +1,54 @@
 """batchbook: run Python functions as AWS Batch array jobs from a notebook.
 
+    import batchbook as batch
+    job = batch.map(simulate, params, vcpus=1, memory="2 GiB", retries=2)
+    df = job.to_frame()
+
 The package root stays light on purpose: the local engine's fork server imports
-it, and every import here would be paid by every job it starts.
+it, so the public API is imported on first use (PEP 562), not here.
 """
+
+from typing import Any
 
 from batchbook import errors
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "errors"]
+_LAZY = {
+    "Executor": "batchbook.functions.api",
+    "Job": "batchbook.functions.api",
+    "MapJob": "batchbook.functions.mapjob",
+    "attach": "batchbook.functions.api",
+    "jobs": "batchbook.functions.api",
+    "map": "batchbook.functions.api",
+    "submit": "batchbook.functions.api",
+    "use": "batchbook.functions.backend",
+}
+
+__all__ = [
+    "Executor",
+    "Job",
+    "MapJob",
+    "__version__",
+    "attach",
+    "errors",
+    "jobs",
+    "map",
+    "submit",
+    "use",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'batchbook' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

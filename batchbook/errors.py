@@ -13,7 +13,11 @@ errors back onto the same classes.
     ├── AuthenticationError    (HTTP 403: unsigned, unknown key or bad signature)
     ├── ServerError            (ServerException, HTTP 500: a real internal fault)
     ├── ServiceUnavailable     (the local service could not be started or reached)
-    └── StateDirInUse          (another engine owns the state directory)
+    ├── StateDirInUse          (another engine owns the state directory)
+    ├── SerializationError     (a function, input or result cannot be pickled)
+    ├── EnvironmentMismatch    (the worker's Python or packages differ from this one)
+    ├── RemoteError            (an input's function call raised on the worker)
+    └── JobFailed              (a job or input ended without a result: cancelled, OOM, timeout...)
 """
 
 from __future__ import annotations
@@ -72,3 +76,33 @@ class ServiceUnavailable(BatchbookError):
 
 class StateDirInUse(BatchbookError):
     """Another engine process already owns this state directory."""
+
+
+class SerializationError(BatchbookError):
+    """A function, an input or a result could not be pickled; the message names it."""
+
+
+class EnvironmentMismatch(BatchbookError):
+    """The worker would run another Python or other package versions than this process."""
+
+
+class RemoteError(BatchbookError):
+    """The function raised on the worker: the remote exception with its traceback."""
+
+    def __init__(self, index: int, type_name: str, message: str, traceback: str):
+        super().__init__(f"input {index}: {type_name}: {message}")
+        self.index = index
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback
+
+    def __str__(self) -> str:
+        return f"input {self.index} raised {self.type_name}: {self.message}\n\nRemote traceback:\n{self.traceback}"
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython shows the remote traceback instead of the local one."""
+        return [f"RemoteError: input {self.index} raised on the worker:", *self.traceback.rstrip().splitlines()]
+
+
+class JobFailed(BatchbookError):
+    """A job, or an input of a map, ended without a result (cancelled, timed out, OOM...)."""

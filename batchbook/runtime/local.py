@@ -102,6 +102,7 @@ class LocalBatch:
         self._oom: set[str] = set()
         self._kill_at: dict[str, tuple[int, int]] = {}  # task id -> (epoch ms, pid) for SIGKILL
         self._next_memory_check = 0
+        self.version = 0  # grows with every committed change (see wait_for_change)
         self._closing = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -132,7 +133,7 @@ class LocalBatch:
             self.engine.region = region or self.engine.host.region
             result = getattr(self.engine, snake(operation))(request or {})
             if operation not in READ_ONLY:
-                self.store.save(self.engine.take_changes())
+                self._commit()
                 self._wake()
             return _dumps(result).encode()
 
@@ -152,6 +153,29 @@ class LocalBatch:
                 if remaining is not None and remaining <= 0:
                     return statuses
                 self._changed.wait(remaining)
+
+    def wait_for_change(self, after: int, timeout: float) -> int:
+        """Block until the state version passes ``after`` (or the timeout); return the version.
+
+        The version grows with every committed change, so a client that saw version v
+        learns of the next change at once, without polling.
+        """
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self.version <= after:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closing:
+                    break
+                self._changed.wait(remaining)
+            return self.version
+
+    def _commit(self) -> None:
+        """Persist what changed since the last commit and tell the waiters (lock held)."""
+        changes = self.engine.take_changes()
+        if changes.objects or changes.jobs or changes.events:
+            self.store.save(changes)
+            self.version += 1
+            self._changed.notify_all()
 
     def log_events(
         self, log_stream: str, start: int = 0, limit: int = 10_000
@@ -192,6 +216,8 @@ class LocalBatch:
             return
         self._closing = True
         self._wake()
+        with self._changed:
+            self._changed.notify_all()  # wait_for_change callers return now
         self._thread.join(timeout=10)
         self.executor.stop()
         with self._lock:
@@ -259,8 +285,7 @@ class LocalBatch:
                     elif isinstance(action, StopAttempt):
                         self.executor.signal_group(action.pid, signal.SIGTERM)
                         self._kill_at[action.task_id] = (now_ms() + self.kill_grace_ms, action.pid)
-                self.store.save(self.engine.take_changes())
-                self._changed.notify_all()
+                self._commit()
                 pending = self.executor.flush()
                 if pending != writing:
                     if pending:

@@ -61,6 +61,35 @@ class Service:
         kwargs["region_name"] = region or self.region
         return boto3.client(service_name, config=cfg, **kwargs)
 
+    def wait_for_change(self, after: int, timeout: float) -> int:
+        """Long-poll the service for its next state change after version ``after``.
+
+        batchbook's own extension of the API (``POST /batchbook/wait``), signed like
+        every request; returns the new version, or the same one after ``timeout``.
+        """
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials as BotoCredentials
+
+        body = json.dumps({"after": after, "timeout": min(timeout, 20)}).encode()
+        request = AWSRequest("POST", self.url + "/batchbook/wait", data=body)
+        request.headers["Content-Type"] = "application/json"
+        creds = BotoCredentials(self.credentials.access_key, self.credentials.secret_key)
+        SigV4Auth(creds, "batch", self.region).add_auth(request)
+        host, _, port = self.url.removeprefix("http://").partition(":")
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout + 10)
+        try:
+            conn.request("POST", "/batchbook/wait", body=body, headers=dict(request.headers.items()))
+            resp = conn.getresponse()
+            data = json.loads(resp.read())
+        except (OSError, ValueError) as e:
+            raise ServiceUnavailable(f"the local service at {self.url} does not answer: {e}") from e
+        finally:
+            conn.close()
+        if resp.status != 200:
+            raise ServiceUnavailable(f"wait: {resp.status} {data.get('message')}")
+        return int(data["version"])
+
     def environment(self) -> dict[str, str]:
         """Environment variables that point the AWS CLI and boto3 at this service."""
         return {

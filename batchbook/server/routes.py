@@ -20,6 +20,9 @@ from batchbook.errors import ClientError
 LOGS_TARGET = "Logs_20140328."
 TAGS_PREFIX = "/v1/tags/"
 TAG_OPERATIONS = {"GET": "ListTagsForResource", "POST": "TagResource", "DELETE": "UntagResource"}
+# batchbook's own extension (not AWS): long-poll for the next state change, see LocalBatch.wait_for_change
+WAIT_PATH = "/batchbook/wait"
+WAIT_OPERATION = "BatchbookWaitForChange"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,8 @@ def route(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> R
         if method != "POST":
             raise ClientError(f"CloudWatch Logs requests are POST, not {method}")
         return Route("logs", target[len(LOGS_TARGET) :], _json_object(body))
+    if path == WAIT_PATH and method == "POST":
+        return Route("batch", WAIT_OPERATION, _json_object(body))
     if path.startswith(TAGS_PREFIX):
         operation = TAG_OPERATIONS.get(method)
         if operation is None:

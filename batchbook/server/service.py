@@ -25,7 +25,7 @@ from batchbook.errors import BatchbookError, ClientError, ServerError, Throttlin
 from batchbook.runtime.local import LocalBatch
 from batchbook.server.auth import load_credentials, verify
 from batchbook.server.cloudwatch_logs import CloudWatchLogs
-from batchbook.server.routes import route, service_of
+from batchbook.server.routes import WAIT_OPERATION, route, service_of
 
 MAX_BODY_BYTES = 1 << 20  # far above SubmitJob's 30 KiB; anything bigger is refused unread
 PING_PATH = "/batchbook/ping"
@@ -81,6 +81,8 @@ class BatchService:
             r = route(method, raw_path, headers, body)
             if r.service == "logs":
                 payload = json.dumps(self.logs.call(r.operation, r.request, region)).encode()
+            elif r.operation == WAIT_OPERATION:
+                payload = self._wait(r.request)
             else:
                 payload = self.lb.call_json(r.operation, r.request, region)
             return 200, {"Content-Type": _content_type(service)}, payload
@@ -89,6 +91,14 @@ class BatchService:
         except Exception as e:  # a real fault: say so as a 500, log the traceback
             traceback.print_exc(file=sys.stderr)
             return _error(service, ServerError(f"internal error: {type(e).__name__}: {e}"))
+
+    def _wait(self, request: dict[str, Any]) -> bytes:
+        after, timeout = request.get("after", 0), request.get("timeout", 10)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise ClientError(f"after: {after!r:.40} is not a whole number >= 0")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 <= timeout <= 20:
+            raise ClientError(f"timeout: {timeout!r:.40} is out of range; allowed 0 to 20 seconds")
+        return json.dumps({"version": self.lb.wait_for_change(after, timeout)}).encode()
 
     def _ping(self) -> Response:
         body = {

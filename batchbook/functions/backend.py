@@ -1,0 +1,184 @@
+"""A Batch endpoint and an object store: everything the function layer talks to.
+
+The local backend is the local service (started on first use) with a store folder
+in its state dir; the AWS backend will be real Batch with an S3 store. Nothing
+above this module knows which one it has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from batchbook.errors import EnvironmentMismatch, JobFailed
+from batchbook.functions import environment
+from batchbook.functions.objects import LocalStore
+
+RUNNER_JOBDEF = "batchbook-runner"
+DEFAULT_QUEUE = "batchbook"
+DEFAULT_MEMORY_MIB = 2048
+FINAL = ("SUCCEEDED", "FAILED")
+
+
+class Backend:
+    """Batch and CloudWatch Logs clients, an object store, and the default queue."""
+
+    def __init__(self, service: Any, store: LocalStore, queue: str = DEFAULT_QUEUE):
+        self.service = service
+        self.batch = service.client("batch")
+        self.logs = service.client("logs")
+        self.store = store
+        self.queue = queue
+        self._ready: set[str] = set()
+        self._environments: dict[frozenset[str], dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def local(cls, state_dir: str | Path | None = None) -> Backend:
+        from batchbook.server.discovery import ensure_service
+
+        service = ensure_service(state_dir)
+        return cls(service, LocalStore(service.state_dir / "store"))
+
+    # ------------------------------------------------------------ set-up on first use
+    def ensure_queue(self, name: str | None) -> str:
+        """The queue to submit to; the default one (all of this machine's CPUs) is made if missing."""
+        name = name or self.queue
+        with self._lock:
+            if name in self._ready:
+                return name
+            if not self.batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
+                if name != DEFAULT_QUEUE:
+                    raise JobFailed(f"queue: job queue {name!r} does not exist")
+                self._make_default_queue()
+            self._ready.add(name)
+            return name
+
+    def _make_default_queue(self) -> None:
+        found = self.batch.describe_compute_environments(computeEnvironments=[DEFAULT_QUEUE])
+        if not found["computeEnvironments"]:
+            self.batch.create_compute_environment(
+                computeEnvironmentName=DEFAULT_QUEUE,
+                type="MANAGED",
+                computeResources={
+                    "type": "EC2",
+                    "minvCpus": 0,
+                    "maxvCpus": os.cpu_count() or 1,
+                    "subnets": ["subnet-local"],
+                },
+            )
+        self.batch.create_job_queue(
+            jobQueueName=DEFAULT_QUEUE,
+            priority=1,
+            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": DEFAULT_QUEUE}],
+        )
+
+    def job_definition(self) -> str:
+        with self._lock:
+            if RUNNER_JOBDEF in self._ready:
+                return RUNNER_JOBDEF
+            found = self.batch.describe_job_definitions(
+                jobDefinitionName=RUNNER_JOBDEF, status="ACTIVE"
+            )["jobDefinitions"]
+            if not found:
+                self.batch.register_job_definition(
+                    jobDefinitionName=RUNNER_JOBDEF,
+                    type="container",
+                    containerProperties={
+                        "image": "batchbook-local",
+                        "command": ["python", "-m", "batchbook.runner"],
+                        "resourceRequirements": [
+                            {"type": "VCPU", "value": "1"},
+                            {"type": "MEMORY", "value": str(DEFAULT_MEMORY_MIB)},
+                        ],
+                    },
+                )
+            self._ready.add(RUNNER_JOBDEF)
+            return RUNNER_JOBDEF
+
+    # ------------------------------------------------------------ jobs
+    def describe(self, job_ids: list[str]) -> list[dict[str, Any]]:
+        out = []
+        for i in range(0, len(job_ids), 100):
+            out += self.batch.describe_jobs(jobs=job_ids[i : i + 100])["jobs"]
+        return out
+
+    def wait_for_change(self, after: int, timeout: float) -> int:
+        """Block until the Batch state may have changed since version ``after``; the new version."""
+        return self.service.wait_for_change(after, timeout)
+
+    def wait_jobs(self, job_ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        version = 0
+        while True:
+            jobs = self.describe(job_ids)
+            left = None if deadline is None else deadline - time.monotonic()
+            if all(j["status"] in FINAL for j in jobs) or (left is not None and left <= 0):
+                return jobs
+            version = self.wait_for_change(version, 10 if left is None else min(left, 10))
+
+    # ------------------------------------------------------------ pre-flight
+    def check_environment(self, modules: set[str], queue: str) -> None:
+        """Raise EnvironmentMismatch if the worker's Python or these modules differ from here."""
+        key = frozenset(modules)
+        remote = self._environments.get(key)
+        if remote is None:
+            remote = self._probe(sorted(modules), queue)
+            self._environments[key] = remote
+        problems = environment.differences(environment.describe(sorted(modules)), remote)
+        if problems:
+            raise EnvironmentMismatch(
+                "the worker's environment differs from this one:\n  - "
+                + "\n  - ".join(problems)
+                + "\nInstall the same versions on the worker (or here), or rebuild the worker image."
+            )
+
+    def _probe(self, modules: list[str], queue: str) -> dict[str, Any]:
+        key = f"probes/{uuid.uuid4().hex}.json"
+        job = self.batch.submit_job(
+            jobName="batchbook-preflight",
+            jobQueue=queue,
+            jobDefinition=self.job_definition(),
+            containerOverrides={
+                "command": [
+                    "python", "-m", "batchbook.functions.environment", self.store.url, key, *modules,
+                ],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": "512"},
+                ],
+            },
+        )["jobId"]
+        (detail,) = self.wait_jobs([job], timeout=300)
+        if detail["status"] != "SUCCEEDED":
+            raise EnvironmentMismatch(
+                f"the pre-flight probe job {job} could not run on the worker: "
+                f"{detail['status']} {detail.get('statusReason', '')}"
+            )
+        return json.loads(self.store.get(key))
+
+
+_current: Backend | None = None
+_current_lock = threading.Lock()
+
+
+def use(state_dir: str | Path | None = None) -> Backend:
+    """Point batchbook at the local engine of ``state_dir`` (default ``~/.batchbook/local``)."""
+    global _current
+    with _current_lock:
+        _current = Backend.local(state_dir)
+        return _current
+
+
+def current() -> Backend:
+    """The backend in use, the default local one on first call."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = Backend.local()
+        return _current

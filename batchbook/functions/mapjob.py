@@ -1,0 +1,356 @@
+"""MapJob: the handle of one map — status, waiting, results aligned to the inputs, a DataFrame.
+
+Everything comes from two places: the Batch API (the array job and its children,
+one per chunk of inputs) and the object store (one result frame per input).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from batchbook.errors import JobFailed, RemoteError
+from batchbook.functions.payload import Outcome, read_frames, run_key
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from batchbook.functions.backend import Backend
+
+FINAL = ("SUCCEEDED", "FAILED")
+STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+
+
+class MapJob:
+    """One ``batch.map``: an array job whose child *i* runs chunk *i* of the inputs."""
+
+    def __init__(self, backend: Backend, manifest: dict[str, Any]):
+        self.backend = backend
+        self.manifest = manifest
+        self.id: str = manifest["id"]
+        self.name: str = manifest["name"]
+        self.job_id: str = manifest["jobId"]
+        self.size: int = manifest["n"]
+        self.chunks: list[tuple[int, int]] = [tuple(c) for c in manifest["chunks"]]  # type: ignore[misc]
+        self._outcomes: dict[int, Outcome] = {}
+        self._read: dict[str, int] = {}  # results key -> bytes consumed
+        self._details: dict[int, dict[str, Any]] = {}  # chunk -> DescribeJobs detail (final ones kept)
+        self._parent: dict[str, Any] = {}
+        self._version = 0
+        self._lock = threading.RLock()
+        self.follow_ups: list[MapJob] = []  # retry_failed() runs, merged into this one's results
+        self._covered: dict[int, tuple[MapJob, int]] = {}  # input -> (follow-up, its index)
+        for run_id in manifest.get("followUps", []):
+            self._adopt(MapJob.load(backend, run_id))
+
+    @classmethod
+    def load(cls, backend: Backend, run_id: str) -> MapJob:
+        return cls(backend, json.loads(backend.store.get(run_key(run_id, "run.json"))))
+
+    # ------------------------------------------------------------------ state
+    @property
+    def chunk_job_ids(self) -> list[str]:
+        if len(self.chunks) == 1:
+            return [self.job_id]
+        return [f"{self.job_id}:{i}" for i in range(len(self.chunks))]
+
+    def _chunk_of(self, index: int) -> int:
+        lo, hi = 0, len(self.chunks) - 1
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.chunks[mid][0] <= index:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def _read_outcomes(self) -> None:
+        store = self.backend.store
+        for key in store.list(f"runs/{self.id}/results"):
+            seen = self._read.get(key, 0)
+            data = store.get(key)
+            if len(data) <= seen:
+                continue
+            outcomes, used = read_frames(data[seen:])
+            self._read[key] = seen + used
+            for o in outcomes:
+                old = self._outcomes.get(o.index)
+                if old is None or o.attempt >= old.attempt:
+                    self._outcomes[o.index] = o
+
+    def _refresh(self, details: bool = False) -> None:
+        """Read new results; describe the parent (and the chunks that are not final yet)."""
+        with self._lock:
+            self._read_outcomes()
+            (self._parent,) = self.backend.describe([self.job_id])
+            if details or len(self.chunks) == 1:
+                ids = self.chunk_job_ids
+                todo = [
+                    i
+                    for i in range(len(ids))
+                    if self._details.get(i, {}).get("status") not in FINAL
+                ]
+                if len(self.chunks) == 1:
+                    self._details[0] = self._parent
+                else:
+                    for detail in self.backend.describe([ids[i] for i in todo]):
+                        self._details[detail["arrayProperties"]["index"]] = detail
+            for follow_up in self.follow_ups:
+                follow_up._refresh(details)
+
+    def _adopt(self, follow_up: MapJob) -> None:
+        self.follow_ups.append(follow_up)
+        for j, i in enumerate(follow_up.manifest["parent"]["indices"]):
+            self._covered[i] = (follow_up, j)
+
+    def _input_state(self, index: int) -> tuple[str, Outcome | None, dict[str, Any] | None]:
+        """(status, outcome, chunk detail) of one input, a retry_failed() run taking precedence."""
+        if index in self._covered:
+            follow_up, j = self._covered[index]
+            return follow_up._input_state(j)
+        outcome = self._outcomes.get(index)
+        detail = self._details.get(self._chunk_of(index))
+        if outcome is not None and outcome.ok:
+            return "SUCCEEDED", outcome, detail
+        status = detail["status"] if detail else self._parent_status_for_chunks()
+        if status == "SUCCEEDED":  # a finished chunk without this input's result: say so
+            status = "FAILED"
+        return status, outcome, detail
+
+    def _parent_status_for_chunks(self) -> str:
+        status = self._parent.get("status", "SUBMITTED")
+        return "PENDING" if status == "SUCCEEDED" and len(self.chunks) > 1 else status
+
+    @property
+    def done(self) -> bool:
+        """True once every chunk (and every retry_failed() run) is final."""
+        return self._parent.get("status") in FINAL and all(f.done for f in self.follow_ups)
+
+    def status(self) -> dict[str, int]:
+        """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back)."""
+        self._refresh(details=True)
+        counts = dict.fromkeys(STATUSES, 0)
+        for i in range(self.size):
+            counts[self._input_state(i)[0]] += 1
+        return {k: v for k, v in counts.items() if v}
+
+    # ------------------------------------------------------------------ waiting
+    def wait(self, timeout: float | None = None, progress: bool = True) -> MapJob:
+        """Block until every input is final (or ``timeout`` seconds); a text bar in terminals."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        bar = _TextBar(self.size) if progress and sys.stderr.isatty() else None
+        started = time.monotonic()
+        while True:
+            self._refresh()
+            if bar is not None:
+                bar.show(len([o for o in self._outcomes.values() if o.ok]), time.monotonic() - started)
+            left = None if deadline is None else deadline - time.monotonic()
+            if self.done or (left is not None and left <= 0):
+                break
+            self._version = self.backend.wait_for_change(self._version, 10 if left is None else min(left, 10))
+        if bar is not None:
+            bar.close()
+        self._refresh(details=True)
+        return self
+
+    def as_completed(self, return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
+        """``(index, result)`` as inputs finish; a failed input raises unless ``return_exceptions``."""
+        given: set[int] = set()
+        while len(given) < self.size:
+            self._refresh(details=True)
+            for i in range(self.size):
+                if i in given:
+                    continue
+                status, _, _ = self._input_state(i)
+                if status in FINAL:
+                    given.add(i)
+                    yield i, self._result(i, return_exceptions)
+            if len(given) < self.size:
+                self._version = self.backend.wait_for_change(self._version, 10)
+
+    def __iter__(self) -> Iterator[tuple[int, Any]]:
+        return self.as_completed()
+
+    # ------------------------------------------------------------------ results
+    def _result(self, index: int, return_exceptions: bool) -> Any:
+        status, outcome, detail = self._input_state(index)
+        if status == "SUCCEEDED" and outcome is not None:
+            return outcome.value()
+        error = self._error(index, status, outcome, detail)
+        if return_exceptions:
+            return error
+        raise error
+
+    def _error(
+        self, index: int, status: str, outcome: Outcome | None, detail: dict[str, Any] | None
+    ) -> Exception:
+        if outcome is not None and not outcome.ok:
+            e = outcome.error()
+            return RemoteError(index, e["type"], e["message"], e["traceback"])
+        if status not in FINAL:
+            return JobFailed(f"input {index}: not finished ({status})")
+        reason = (detail or self._parent).get("statusReason", "no result")
+        return JobFailed(f"input {index}: no result: {reason}")
+
+    def results(self, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
+        """The results in input order (waits first); the first failure raises unless ``return_exceptions``."""
+        self.wait(timeout, progress=False)
+        return [self._result(i, return_exceptions) for i in range(self.size)]
+
+    def exceptions(self) -> dict[int, Exception]:
+        """The failed inputs: index -> RemoteError (with the remote traceback) or JobFailed."""
+        self._refresh(details=True)
+        out = {}
+        for i in range(self.size):
+            status, outcome, detail = self._input_state(i)
+            if status == "FAILED":
+                out[i] = self._error(i, status, outcome, detail)
+        return out
+
+    def inputs(self) -> list[tuple[Any, ...]]:
+        """The argument tuples of every input, read back from the object store."""
+        from batchbook.functions.runner import load_chunk
+
+        out: list[tuple[Any, ...]] = []
+        for chunk in range(len(self.chunks)):
+            out.extend(load_chunk(self.backend.store, self.manifest, chunk))
+        return out
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per input: input, result, status, error, traceback, attempts, times, memory, log, job."""
+        import pandas as pd
+
+        self._refresh(details=True)
+        rows = []
+        for i, args in enumerate(self.inputs()):
+            status, outcome, detail = self._input_state(i)
+            ok = status == "SUCCEEDED" and outcome is not None
+            error = None if ok or status not in FINAL else self._error(i, status, outcome, detail)
+            attempts = (detail or {}).get("attempts", [])
+            number = outcome.attempt if outcome else len(attempts)
+            stream = None
+            if 0 < number <= len(attempts):
+                stream = attempts[number - 1]["container"].get("logStreamName")
+            started = outcome.started if outcome else (detail or {}).get("startedAt")
+            stopped = outcome.stopped if outcome else (detail or {}).get("stoppedAt")
+            rows.append(
+                {
+                    "input": _display(args),
+                    "result": outcome.value() if ok and outcome else None,
+                    "status": status,
+                    "error": _describe_error(error),
+                    "traceback": error.traceback if isinstance(error, RemoteError) else None,
+                    "attempts": number,
+                    "started": pd.to_datetime(started, unit="ms") if started else pd.NaT,
+                    "stopped": pd.to_datetime(stopped, unit="ms") if stopped else pd.NaT,
+                    "duration": (stopped - started) / 1000 if started and stopped else None,
+                    "peak_memory_mib": round(outcome.peak_kib / 1024, 1) if outcome else None,
+                    "log_stream": stream,
+                    "job_id": (detail or {}).get("jobId"),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def logs(self, index: int) -> list[str]:
+        """The log lines input ``index`` printed (the whole attempt's log if it had no result)."""
+        self._refresh(details=True)
+        status, outcome, detail = self._input_state(index)
+        attempts = (detail or {}).get("attempts", [])
+        number = outcome.attempt if outcome else len(attempts)
+        if not 0 < number <= len(attempts):
+            return []
+        stream = attempts[number - 1]["container"]["logStreamName"]
+        window = {"startTime": outcome.started, "endTime": outcome.stopped + 1} if outcome else {}
+        lines, token = [], None
+        while True:
+            page = self.backend.logs.get_log_events(
+                logGroupName="/aws/batch/job",
+                logStreamName=stream,
+                startFromHead=True,
+                **window,
+                **({"nextToken": token} if token else {}),
+            )
+            lines += [e["message"] for e in page["events"]]
+            if not page["events"] or page["nextForwardToken"] == token:
+                return lines
+            token = page["nextForwardToken"]
+
+    # ------------------------------------------------------------------ control
+    def cancel(self, reason: str = "Cancelled by MapJob.cancel()") -> None:
+        """Stop every input that is not final: queued ones never start, running ones are terminated."""
+        self.backend.batch.terminate_job(jobId=self.job_id, reason=reason)
+        for follow_up in self.follow_ups:
+            follow_up.cancel(reason)
+
+    def retry_failed(self, **options: Any) -> MapJob:
+        """Run just the failed inputs again as a new array; their results merge back into this map."""
+        from batchbook.functions.api import resubmit
+
+        failed = sorted(self.exceptions())
+        if not failed:
+            raise JobFailed(f"map {self.name}: no failed inputs to retry")
+        follow_up = resubmit(self, failed, **options)
+        self.manifest.setdefault("followUps", []).append(follow_up.id)
+        from batchbook.functions.payload import to_json
+
+        self.backend.store.put(run_key(self.id, "run.json"), to_json(self.manifest))
+        self._adopt(follow_up)
+        return follow_up
+
+    # ------------------------------------------------------------------ display
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k.lower()} {v}" for k, v in self.status().items())
+        return f"<MapJob {self.name} ({self.size} inputs, job {self.job_id}): {counts}>"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        counts = self.status()
+        cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in counts.items())
+        return (
+            f"<div><b>MapJob {html.escape(self.name)}</b> — {self.size} inputs, "
+            f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table></div>"
+        )
+
+
+def _display(args: tuple[Any, ...]) -> Any:
+    value = args[0] if len(args) == 1 else args
+    if value is None or isinstance(value, int | float | str | bool):
+        return value
+    text = repr(value)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _describe_error(error: Exception | None) -> str | None:
+    if error is None:
+        return None
+    if isinstance(error, RemoteError):
+        return f"{error.type_name}: {error.message}"
+    return str(error).split(": ", 1)[-1]
+
+
+class _TextBar:
+    """A one-line progress bar for terminals, redrawn at most 5 times a second."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self._last = 0.0
+
+    def show(self, done: int, elapsed: float) -> None:
+        now = time.monotonic()
+        if now - self._last < 0.2 and done < self.total:
+            return
+        self._last = now
+        width = 30
+        filled = width * done // max(self.total, 1)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {elapsed:.1f} s")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+

@@ -1,0 +1,75 @@
+"""The object store that carries functions, inputs and results between client and workers.
+
+Keys are ``/``-separated paths. The local store is a folder (``file://``); an
+``s3://`` store comes with the AWS backend. Whole objects are written atomically
+(temporary file, then rename); result records are appended one frame at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+from batchbook.errors import ClientError
+
+
+class LocalStore:
+    """An object store in a local folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def url(self) -> str:
+        return self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        if not key or any(part in ("", ".", "..") for part in key.split("/")):
+            raise ClientError(f"object key {key!r}: not a valid key")
+        return self.root / key
+
+    def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+
+    def get(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        with open(self._path(key), "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under the folder ``prefix`` (one level), sorted."""
+        folder = self._path(prefix.rstrip("/"))
+        try:
+            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
+        except FileNotFoundError:
+            return []
+        return [f"{prefix.rstrip('/')}/{n}" for n in names]
+
+    def append(self, key: str, frame: bytes) -> None:
+        """Append one whole frame (a single write to a file opened for appending)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, frame)
+        finally:
+            os.close(fd)
+
+
+def open_store(url: str) -> LocalStore:
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return LocalStore(unquote(parsed.path))
+    raise ClientError(f"store: {url!r} is not supported; use a file:// folder")

@@ -1,0 +1,165 @@
+"""What travels through the object store: the function, the inputs and the per-input results.
+
+A run lives under ``runs/<run id>/``:
+
+- ``run.json``      the manifest: name, function, code hash, input count and chunks, job id
+- ``function.pkl``  the function, pickled by value with cloudpickle
+- ``inputs.pkl``    one pickle per chunk (a list of argument tuples), back to back;
+                    the manifest's ``offsets`` say where chunk i starts and ends
+- ``results/<chunk>-<attempt>.rec``  one frame per finished input, appended as it ends
+
+A frame is ``length, crc32`` then a pickle of (index, ok, payload, attempt, started ms,
+stopped ms, peak KiB); a torn last frame (the worker was killed mid-write) fails its
+length or checksum and is ignored, so each input's result is all there or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import pickle
+import struct
+import sys
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import cloudpickle
+
+from batchbook.errors import SerializationError
+
+_FRAME = struct.Struct(">II")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one input ended on the worker."""
+
+    index: int
+    ok: bool
+    payload: bytes  # the pickled value, or a pickled dict(type, message, traceback)
+    attempt: int
+    started: int
+    stopped: int
+    peak_kib: int
+
+    def value(self) -> Any:
+        return pickle.loads(self.payload)
+
+    def error(self) -> dict[str, str]:
+        return pickle.loads(self.payload)
+
+
+def run_key(run_id: str, name: str) -> str:
+    return f"runs/{run_id}/{name}"
+
+
+def results_key(run_id: str, chunk: int, attempt: int) -> str:
+    return f"runs/{run_id}/results/{chunk}-{attempt}.rec"
+
+
+def frame(outcome: Outcome) -> bytes:
+    body = pickle.dumps(
+        (
+            outcome.index,
+            outcome.ok,
+            outcome.payload,
+            outcome.attempt,
+            outcome.started,
+            outcome.stopped,
+            outcome.peak_kib,
+        ),
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+
+
+def read_frames(data: bytes) -> tuple[list[Outcome], int]:
+    """The whole frames at the start of ``data``, and how many bytes they took."""
+    out, pos = [], 0
+    while len(data) - pos >= _FRAME.size:
+        size, crc = _FRAME.unpack_from(data, pos)
+        body = data[pos + _FRAME.size : pos + _FRAME.size + size]
+        if len(body) < size or zlib.crc32(body) != crc:
+            break  # a torn frame: the writer died mid-write
+        out.append(Outcome(*pickle.loads(body)))
+        pos += _FRAME.size + size
+    return out, pos
+
+
+def dumps(obj: Any, what: str) -> bytes:
+    """cloudpickle ``obj``, or a SerializationError that names ``what`` and the culprit."""
+    try:
+        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as e:
+        raise SerializationError(
+            f"{what} cannot be pickled: {type(e).__name__}: {e}. Objects such as open files, "
+            "sockets, locks and database connections cannot be sent to a worker; create them "
+            "inside the function instead."
+        ) from e
+
+
+def pickle_function(func: Any) -> bytes:
+    """The function by value: modules from the notebook or local files travel with it."""
+    if not callable(func):
+        raise SerializationError(f"func: {func!r:.80} is not callable")
+    module = sys.modules.get(getattr(func, "__module__", "") or "")
+    by_value = module is not None and _is_local(module)
+    if by_value:
+        cloudpickle.register_pickle_by_value(module)
+    try:
+        return dumps(func, f"function {getattr(func, '__qualname__', func)!r}")
+    finally:
+        if by_value:
+            cloudpickle.unregister_pickle_by_value(module)
+
+
+def _is_local(module: Any) -> bool:
+    """A module of the user's own (notebook, script folder), not an installed package."""
+    name = module.__name__
+    if name in ("__main__", "builtins") or name in sys.builtin_module_names:
+        return False
+    path = getattr(module, "__file__", None) or ""
+    return bool(path) and "site-packages" not in path and not path.startswith(sys.prefix) and not path.startswith(sys.base_prefix)
+
+
+def chunk_inputs(args: list[tuple[Any, ...]], bounds: list[tuple[int, int]]) -> tuple[bytes, list[int]]:
+    """Pickle each chunk's argument tuples; return the concatenation and the offsets."""
+    parts, offsets, pos = [], [0], 0
+    for start, end in bounds:
+        try:
+            part = cloudpickle.dumps(args[start:end], protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            for i in range(start, end):  # find the input to blame
+                dumps(args[i], f"input {i} ({_short(args[i])})")
+            raise
+        parts.append(part)
+        pos += len(part)
+        offsets.append(pos)
+    return b"".join(parts), offsets
+
+
+def code_hash(func: Any, pickled: bytes) -> str:
+    """A short hash of the function's source (or, without source, of its pickle)."""
+    try:
+        text = inspect.getsource(func).encode()
+    except (OSError, TypeError):
+        text = pickled
+    return hashlib.sha256(text).hexdigest()[:12]
+
+
+def summary(args: list[tuple[Any, ...]]) -> str:
+    if not args:
+        return "no inputs"
+    first = ", ".join(_short(a) for a in args[0])
+    return f"{len(args)} inputs, first ({first})"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def to_json(manifest: dict[str, Any]) -> bytes:
+    return json.dumps(manifest, indent=1).encode()

@@ -1,0 +1,125 @@
+"""The worker side of a map: ``python -m batchbook.runner <store url> <run id>``.
+
+Runs chunk ``AWS_BATCH_JOB_ARRAY_INDEX`` (0 for a plain job) of the run: loads the
+function and the chunk's inputs (or, for a chained map, the results of the same
+chunk of the source run), skips inputs an earlier attempt already finished, and
+appends one result frame per input as soon as it ends. Exit status: 0 when every
+input of the chunk has a value; EXIT_FAILED when some raised (so Batch retries the
+chunk, and the retry re-runs only those); EXIT_FINAL when every failure was an
+exception outside ``retry_on`` (the job definition's rules then stop retrying).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import resource
+import sys
+import time
+import traceback
+from typing import Any
+
+from batchbook.functions.objects import LocalStore, open_store
+from batchbook.functions.payload import Outcome, frame, read_frames, results_key, run_key
+
+EXIT_FAILED = 1
+EXIT_FINAL = 2
+FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
+
+
+def finished_outcomes(store: LocalStore, run_id: str, chunk: int) -> dict[int, Outcome]:
+    """The latest outcome of every input of a chunk, over all its attempts so far."""
+    latest: dict[int, Outcome] = {}
+    prefix = f"runs/{run_id}/results"
+    keys = [k for k in store.list(prefix) if k.rsplit("/", 1)[1].split("-")[0] == str(chunk)]
+    for key in sorted(keys, key=lambda k: int(k.rsplit("-", 1)[1].split(".")[0])):
+        for outcome in read_frames(store.get(key))[0]:
+            latest[outcome.index] = outcome
+    return latest
+
+
+def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[tuple[Any, ...]]:
+    source = manifest.get("source")
+    if source:  # chained: the inputs are the values of the same chunk of the source run
+        done = finished_outcomes(store, source, chunk)
+        start, end = manifest["chunks"][chunk]
+        return [(done[i].value(),) for i in range(start, end)]
+    offsets = manifest["offsets"]
+    data = store.get_range(run_key(manifest["id"], "inputs.pkl"), offsets[chunk], offsets[chunk + 1])
+    return pickle.loads(data)
+
+
+def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
+    store = open_store(store_url)
+    manifest = json.loads(store.get(run_key(run_id, "run.json")))
+    func = pickle.loads(store.get(run_key(run_id, "function.pkl")))
+    kwargs = manifest.get("kwargs") and pickle.loads(store.get(run_key(run_id, "kwargs.pkl"))) or {}
+    retry_on = tuple(manifest.get("retryOn") or ())
+    start, end = manifest["chunks"][chunk]
+    inputs = load_chunk(store, manifest, chunk)
+    done = {i for i, o in finished_outcomes(store, run_id, chunk).items() if o.ok}
+    key = results_key(run_id, chunk, attempt)
+    failed = retryable = 0
+    pending: list[bytes] = []  # frames not yet written: flushed every FLUSH_MS and at the end
+    flushed_at = _now_ms()
+    for index, args in zip(range(start, end), inputs, strict=True):
+        if index in done:
+            continue
+        began = _now_ms()
+        try:
+            payload, ok = _pickled(func(*args, **kwargs)), True
+        except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
+            failed += 1
+            retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
+            payload, ok = _error_payload(e), False
+        stopped = _now_ms()
+        pending.append(frame(Outcome(index, ok, payload, attempt, began, stopped, _peak_kib())))
+        if stopped - flushed_at >= FLUSH_MS or not ok:
+            store.append(key, b"".join(pending))
+            pending.clear()
+            flushed_at = stopped
+    if pending:
+        store.append(key, b"".join(pending))
+    if not failed:
+        return 0
+    return EXIT_FAILED if retryable else EXIT_FINAL
+
+
+def _pickled(value: Any) -> bytes:
+    try:
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        import cloudpickle  # lambdas, local classes...: slower, so only when needed
+
+        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _error_payload(e: BaseException) -> bytes:
+    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None))
+    return pickle.dumps(
+        {"type": type(e).__qualname__, "message": str(e), "traceback": tb},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def _is_a(e: BaseException, name: str) -> bool:
+    return any(k.__qualname__ == name or f"{k.__module__}.{k.__qualname__}" == name for k in type(e).__mro__)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _peak_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2:
+        print("usage: python -m batchbook.runner <store url> <run id>", file=sys.stderr)
+        return 64
+    chunk = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
+    attempt = int(os.environ.get("AWS_BATCH_JOB_ATTEMPT", "1"))
+    return run_chunk(args[0], args[1], chunk, attempt)
