@@ -101,7 +101,10 @@ class RemoteError(BatchbookError):
 
     def _render_traceback_(self) -> list[str]:
         """IPython shows the remote traceback instead of the local one."""
-        return [f"RemoteError: input {self.index} raised on the worker:", *self.traceback.rstrip().splitlines()]
+        return [
+            f"RemoteError: input {self.index} raised on the worker:",
+            *self.traceback.rstrip().splitlines(),
+        ]
 
 
 class JobFailed(BatchbookError):

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 DEFAULT_MEMORY = 2048
 
 
-def map(  # noqa: A001 - the product's name for it
+def map(
     func: Callable[..., Any],
     *iterables: Iterable[Any],
     chunksize: int | None = None,
@@ -63,7 +63,7 @@ def map(  # noqa: A001 - the product's name for it
     if not iterables:
         raise ClientError("iterables: give at least one iterable of inputs")
     source = iterables[0] if len(iterables) == 1 and isinstance(iterables[0], MapJob) else None
-    args = None if source else list(zip(*iterables))
+    args = None if source else list(zip(*iterables, strict=False))
     return _submit_run(
         func,
         args,
@@ -132,7 +132,8 @@ def _submit_run(
         n = len(args)
         if n == 0:
             raise ClientError("iterables: there are no inputs")
-        bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus))
+        auto = chunksize is None and n > 1
+        bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus) if auto else 1)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds)
     dependencies = _dependencies(depends_on)
     backend.check_environment(environment.modules_used(func), queue)
@@ -319,7 +320,9 @@ class _FailureGuard(threading.Thread):
                 self.job._refresh()
                 failed = sum(1 for o in self.job._outcomes.values() if not o.ok)
                 if failed > self.max_failures:
-                    self.job.cancel(f"max_failures: {failed} inputs failed (at most {self.max_failures} allowed)")
+                    self.job.cancel(
+                        f"max_failures: {failed} inputs failed (at most {self.max_failures} allowed)"
+                    )
                     return
                 if self.job.done:
                     return
@@ -393,8 +396,8 @@ class _Watcher(threading.Thread):
         if not job.running() and not job.set_running_or_notify_cancel():
             return  # cancelled meanwhile
         try:
-            job.set_result(job.map_job.results()[0])
-        except BaseException as e:  # noqa: BLE001 - the future carries any failure
+            job.set_result(job.map_job.result_of_final(detail, 0))
+        except BaseException as e:
             job.set_exception(e)
 
 
@@ -442,10 +445,12 @@ class Executor(concurrent.futures.Executor):
     ) -> Iterator[Any]:
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        args = list(zip(*iterables))
+        args = list(zip(*iterables, strict=False))
         if not args:
             return iter(())
-        job = _submit_run(fn, args, {}, chunksize=None if chunksize == 1 else chunksize, **self.options)
+        job = _submit_run(
+            fn, args, {}, chunksize=None if chunksize == 1 else chunksize, **self.options
+        )
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def results() -> Iterator[Any]:
@@ -508,7 +513,17 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
             }
             for m in runs
         ],
-        columns=["name", "run_id", "function", "code_hash", "inputs", "arguments", "created", "status", "job_id"],
+        columns=[
+            "name",
+            "run_id",
+            "function",
+            "code_hash",
+            "inputs",
+            "arguments",
+            "created",
+            "status",
+            "job_id",
+        ],
     )
 
 

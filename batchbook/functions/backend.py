@@ -146,7 +146,12 @@ class Backend:
             jobDefinition=self.job_definition(),
             containerOverrides={
                 "command": [
-                    "python", "-m", "batchbook.functions.environment", self.store.url, key, *modules,
+                    "python",
+                    "-m",
+                    "batchbook.functions.environment",
+                    self.store.url,
+                    key,
+                    *modules,
                 ],
                 "resourceRequirements": [
                     {"type": "VCPU", "value": "1"},

@@ -9,19 +9,21 @@ behaves the same where the Python minor version, cloudpickle and those modules m
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import json
 import sys
 import types
+from collections.abc import Mapping
 from typing import Any
 
 ALWAYS = ("cloudpickle",)
 
 
-def modules_used(func: Any) -> set[str]:
-    """Top-level names of the installed modules ``func`` refers to, directly or through helpers."""
-    found: set[str] = set(ALWAYS)
+def referenced_modules(func: Any) -> set[types.ModuleType]:
+    """The modules ``func`` refers to through its globals and closures, recursively."""
+    found: set[types.ModuleType] = set()
     seen: set[int] = set()
     todo = [func]
     while todo:
@@ -30,18 +32,47 @@ def modules_used(func: Any) -> set[str]:
             continue
         seen.add(id(obj))
         if isinstance(obj, types.ModuleType):
-            found.add(obj.__name__.partition(".")[0])
+            found.add(obj)
             continue
-        module = getattr(obj, "__module__", None)
-        if isinstance(module, str) and module not in ("__main__", "builtins"):
-            found.add(module.partition(".")[0])
+        module = sys.modules.get(getattr(obj, "__module__", None) or "")
+        if module is not None:
+            found.add(module)
         code = getattr(obj, "__code__", None)
         if code is None:
             continue
         globals_ = getattr(obj, "__globals__", {})
         todo.extend(globals_[n] for n in _names(code) if n in globals_)
         todo.extend(c.cell_contents for c in getattr(obj, "__closure__", None) or () if _filled(c))
-    return {m for m in found if m not in sys.stdlib_module_names and m != "batchbook" and _installed(m)}
+    return found
+
+
+def modules_used(func: Any) -> set[str]:
+    """Top-level names of the installed packages ``func`` uses (what the worker must match)."""
+    names = {m.__name__.partition(".")[0] for m in referenced_modules(func)} | set(ALWAYS)
+    return {
+        m
+        for m in names
+        if m not in sys.stdlib_module_names
+        and m not in ("__main__", "batchbook")
+        and _installed(m)
+        and not is_local(sys.modules.get(m))
+    }
+
+
+def is_local(module: types.ModuleType | None) -> bool:
+    """A module of the user's own (the notebook's folder, a script's), not an installed package."""
+    if module is None:
+        return False
+    name = module.__name__
+    if name in ("__main__", "builtins") or name in sys.builtin_module_names:
+        return False
+    path = getattr(module, "__file__", None) or ""
+    installed = (
+        "site-packages" in path
+        or "dist-packages" in path
+        or path.startswith((sys.prefix, sys.base_prefix))
+    )
+    return bool(path) and not installed and not name.startswith("batchbook")
 
 
 def _names(code: types.CodeType) -> set[str]:
@@ -68,9 +99,14 @@ def _installed(module: str) -> bool:
     return spec is not None and spec.origin not in (None, "built-in", "frozen")
 
 
+@functools.cache
+def _distributions() -> Mapping[str, list[str]]:
+    return importlib.metadata.packages_distributions()  # scans every installed package: once
+
+
 def describe(modules: list[str]) -> dict[str, Any]:
     """This interpreter's Python version and the versions of ``modules`` (None: missing)."""
-    dists = importlib.metadata.packages_distributions()
+    dists = _distributions()
     versions: dict[str, str | None] = {}
     for name in modules:
         version = None

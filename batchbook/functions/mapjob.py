@@ -38,7 +38,9 @@ class MapJob:
         self.chunks: list[tuple[int, int]] = [tuple(c) for c in manifest["chunks"]]  # type: ignore[misc]
         self._outcomes: dict[int, Outcome] = {}
         self._read: dict[str, int] = {}  # results key -> bytes consumed
-        self._details: dict[int, dict[str, Any]] = {}  # chunk -> DescribeJobs detail (final ones kept)
+        self._details: dict[
+            int, dict[str, Any]
+        ] = {}  # chunk -> DescribeJobs detail (final ones kept)
         self._parent: dict[str, Any] = {}
         self._version = 0
         self._lock = threading.RLock()
@@ -147,11 +149,15 @@ class MapJob:
         while True:
             self._refresh()
             if bar is not None:
-                bar.show(len([o for o in self._outcomes.values() if o.ok]), time.monotonic() - started)
+                bar.show(
+                    len([o for o in self._outcomes.values() if o.ok]), time.monotonic() - started
+                )
             left = None if deadline is None else deadline - time.monotonic()
             if self.done or (left is not None and left <= 0):
                 break
-            self._version = self.backend.wait_for_change(self._version, 10 if left is None else min(left, 10))
+            self._version = self.backend.wait_for_change(
+                self._version, 10 if left is None else min(left, 10)
+            )
         if bar is not None:
             bar.close()
         self._refresh(details=True)
@@ -194,7 +200,14 @@ class MapJob:
         if status not in FINAL:
             return JobFailed(f"input {index}: not finished ({status})")
         reason = (detail or self._parent).get("statusReason", "no result")
-        return JobFailed(f"input {index}: no result: {reason}")
+        return JobFailed(f"input {index}: {reason}")
+
+    def result_of_final(self, detail: dict[str, Any], index: int) -> Any:
+        """The result of input ``index`` of a one-chunk map, given its final DescribeJobs detail."""
+        with self._lock:
+            self._read_outcomes()
+            self._parent = self._details[0] = detail
+            return self._result(index, return_exceptions=False)
 
     def results(self, return_exceptions: bool = False, timeout: float | None = None) -> list[Any]:
         """The results in input order (waits first); the first failure raises unless ``return_exceptions``."""
@@ -256,28 +269,33 @@ class MapJob:
         return pd.DataFrame(rows)
 
     def logs(self, index: int) -> list[str]:
-        """The log lines input ``index`` printed (the whole attempt's log if it had no result)."""
+        """The log lines input ``index`` printed (the whole attempt's log if it had no result).
+
+        Lines are counted as the function writes them to sys.stdout/sys.stderr; output
+        written straight to the file descriptors (subprocesses, C code) is not attributed.
+        """
         self._refresh(details=True)
-        status, outcome, detail = self._input_state(index)
+        _status, outcome, detail = self._input_state(index)
         attempts = (detail or {}).get("attempts", [])
         number = outcome.attempt if outcome else len(attempts)
         if not 0 < number <= len(attempts):
             return []
         stream = attempts[number - 1]["container"]["logStreamName"]
-        window = {"startTime": outcome.started, "endTime": outcome.stopped + 1} if outcome else {}
-        lines, token = [], None
-        while True:
+        first, end = (outcome.log_start, outcome.log_end) if outcome else (0, None)
+        lines: list[str] = []
+        token = None
+        while end is None or len(lines) < end:
             page = self.backend.logs.get_log_events(
                 logGroupName="/aws/batch/job",
                 logStreamName=stream,
                 startFromHead=True,
-                **window,
                 **({"nextToken": token} if token else {}),
             )
             lines += [e["message"] for e in page["events"]]
             if not page["events"] or page["nextForwardToken"] == token:
-                return lines
+                break
             token = page["nextForwardToken"]
+        return lines[first:end]
 
     # ------------------------------------------------------------------ control
     def cancel(self, reason: str = "Cancelled by MapJob.cancel()") -> None:
@@ -347,10 +365,11 @@ class _TextBar:
         self._last = now
         width = 30
         filled = width * done // max(self.total, 1)
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {elapsed:.1f} s")
+        sys.stderr.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {elapsed:.1f} s"
+        )
         sys.stderr.flush()
 
     def close(self) -> None:
         sys.stderr.write("\n")
         sys.stderr.flush()
-

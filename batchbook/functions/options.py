@@ -21,7 +21,9 @@ _FACTORS = {
 def parse_memory(value: Any) -> int:
     """``"2 GiB"``, ``"512MiB"``, ``"1.5GB"`` or an int (MiB) -> MiB, rounded up."""
     if isinstance(value, bool):
-        raise ClientError(f"memory: {value!r} is not a size; use an int (MiB) or a string like '2 GiB'")
+        raise ClientError(
+            f"memory: {value!r} is not a size; use an int (MiB) or a string like '2 GiB'"
+        )
     if isinstance(value, int):
         mib = value
     else:
@@ -39,7 +41,12 @@ def parse_memory(value: Any) -> int:
 
 
 def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
+    if (
+        not isinstance(value, int)
+        or isinstance(value, bool)
+        or value < low
+        or (high is not None and value > high)
+    ):
         allowed = f"{low} to {high}" if high is not None else f"{low} or more"
         raise ClientError(f"{name}: {value!r:.40} is not allowed; use a whole number, {allowed}")
     return value
@@ -58,7 +65,9 @@ def check_env(env: Any) -> dict[str, str]:
         raise ClientError("env: use a dict of variable name -> value")
     bad = [k for k in env if k.startswith("AWS_BATCH")]
     if bad:
-        raise ClientError(f"env: {bad[0]!r} is not allowed; names starting with AWS_BATCH are Batch's own")
+        raise ClientError(
+            f"env: {bad[0]!r} is not allowed; names starting with AWS_BATCH are Batch's own"
+        )
     return {k: str(v) for k, v in env.items()}
 
 

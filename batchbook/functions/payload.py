@@ -9,7 +9,7 @@ A run lives under ``runs/<run id>/``:
 - ``results/<chunk>-<attempt>.rec``  one frame per finished input, appended as it ends
 
 A frame is ``length, crc32`` then a pickle of (index, ok, payload, attempt, started ms,
-stopped ms, peak KiB); a torn last frame (the worker was killed mid-write) fails its
+stopped ms, peak KiB, first and end log line); a torn last frame (the worker was killed mid-write) fails its
 length or checksum and is ignored, so each input's result is all there or absent.
 """
 
@@ -20,7 +20,6 @@ import inspect
 import json
 import pickle
 import struct
-import sys
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +42,10 @@ class Outcome:
     started: int
     stopped: int
     peak_kib: int
+    log_start: int = (
+        0  # the input's log lines are lines log_start .. log_end of the attempt's stream
+    )
+    log_end: int = 0
 
     def value(self) -> Any:
         return pickle.loads(self.payload)
@@ -69,6 +72,8 @@ def frame(outcome: Outcome) -> bytes:
             outcome.started,
             outcome.stopped,
             outcome.peak_kib,
+            outcome.log_start,
+            outcome.log_end,
         ),
         protocol=pickle.HIGHEST_PROTOCOL,
     )
@@ -101,30 +106,24 @@ def dumps(obj: Any, what: str) -> bytes:
 
 
 def pickle_function(func: Any) -> bytes:
-    """The function by value: modules from the notebook or local files travel with it."""
+    """The function by value, with the local modules it uses (notebook helpers, local files)."""
+    from batchbook.functions.environment import is_local, referenced_modules
+
     if not callable(func):
         raise SerializationError(f"func: {func!r:.80} is not callable")
-    module = sys.modules.get(getattr(func, "__module__", "") or "")
-    by_value = module is not None and _is_local(module)
-    if by_value:
+    local = [m for m in referenced_modules(func) if is_local(m)]
+    for module in local:
         cloudpickle.register_pickle_by_value(module)
     try:
         return dumps(func, f"function {getattr(func, '__qualname__', func)!r}")
     finally:
-        if by_value:
+        for module in local:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def _is_local(module: Any) -> bool:
-    """A module of the user's own (notebook, script folder), not an installed package."""
-    name = module.__name__
-    if name in ("__main__", "builtins") or name in sys.builtin_module_names:
-        return False
-    path = getattr(module, "__file__", None) or ""
-    return bool(path) and "site-packages" not in path and not path.startswith(sys.prefix) and not path.startswith(sys.base_prefix)
-
-
-def chunk_inputs(args: list[tuple[Any, ...]], bounds: list[tuple[int, int]]) -> tuple[bytes, list[int]]:
+def chunk_inputs(
+    args: list[tuple[Any, ...]], bounds: list[tuple[int, int]]
+) -> tuple[bytes, list[int]]:
     """Pickle each chunk's argument tuples; return the concatenation and the offsets."""
     parts, offsets, pos = [], [0], 0
     for start, end in bounds:
@@ -132,7 +131,8 @@ def chunk_inputs(args: list[tuple[Any, ...]], bounds: list[tuple[int, int]]) -> 
             part = cloudpickle.dumps(args[start:end], protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:
             for i in range(start, end):  # find the input to blame
-                dumps(args[i], f"input {i} ({_short(args[i])})")
+                shown = args[i][0] if len(args[i]) == 1 else args[i]
+                dumps(args[i], f"input {i} ({_short(shown)})")
             raise
         parts.append(part)
         pos += len(part)

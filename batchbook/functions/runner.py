@@ -46,7 +46,9 @@ def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[
         start, end = manifest["chunks"][chunk]
         return [(done[i].value(),) for i in range(start, end)]
     offsets = manifest["offsets"]
-    data = store.get_range(run_key(manifest["id"], "inputs.pkl"), offsets[chunk], offsets[chunk + 1])
+    data = store.get_range(
+        run_key(manifest["id"], "inputs.pkl"), offsets[chunk], offsets[chunk + 1]
+    )
     return pickle.loads(data)
 
 
@@ -54,19 +56,22 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     store = open_store(store_url)
     manifest = json.loads(store.get(run_key(run_id, "run.json")))
     func = pickle.loads(store.get(run_key(run_id, "function.pkl")))
-    kwargs = manifest.get("kwargs") and pickle.loads(store.get(run_key(run_id, "kwargs.pkl"))) or {}
+    kwargs = (
+        pickle.loads(store.get(run_key(run_id, "kwargs.pkl"))) if manifest.get("kwargs") else {}
+    )
     retry_on = tuple(manifest.get("retryOn") or ())
     start, end = manifest["chunks"][chunk]
     inputs = load_chunk(store, manifest, chunk)
     done = {i for i, o in finished_outcomes(store, run_id, chunk).items() if o.ok}
     key = results_key(run_id, chunk, attempt)
     failed = retryable = 0
+    lines = _LineCounter()
     pending: list[bytes] = []  # frames not yet written: flushed every FLUSH_MS and at the end
     flushed_at = _now_ms()
     for index, args in zip(range(start, end), inputs, strict=True):
         if index in done:
             continue
-        began = _now_ms()
+        began, log_start = _now_ms(), lines.mark()
         try:
             payload, ok = _pickled(func(*args, **kwargs)), True
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
@@ -74,7 +79,10 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
             payload, ok = _error_payload(e), False
         stopped = _now_ms()
-        pending.append(frame(Outcome(index, ok, payload, attempt, began, stopped, _peak_kib())))
+        outcome = Outcome(
+            index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark()
+        )
+        pending.append(frame(outcome))
         if stopped - flushed_at >= FLUSH_MS or not ok:
             store.append(key, b"".join(pending))
             pending.clear()
@@ -84,6 +92,32 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     if not failed:
         return 0
     return EXIT_FAILED if retryable else EXIT_FINAL
+
+
+class _LineCounter:
+    """Counts the lines the function prints (stdout and stderr share one log stream)."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        for name in ("stdout", "stderr"):
+            setattr(sys, name, _Counted(getattr(sys, name), self))
+
+    def mark(self) -> int:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return self.lines
+
+
+class _Counted:
+    def __init__(self, stream: Any, counter: _LineCounter):
+        self._stream, self._counter = stream, counter
+
+    def write(self, text: str) -> int:
+        self._counter.lines += text.count("\n")
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _pickled(value: Any) -> bytes:
@@ -96,7 +130,9 @@ def _pickled(value: Any) -> bytes:
 
 
 def _error_payload(e: BaseException) -> bytes:
-    tb = "".join(traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None))
+    tb = "".join(
+        traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
+    )
     return pickle.dumps(
         {"type": type(e).__qualname__, "message": str(e), "traceback": tb},
         protocol=pickle.HIGHEST_PROTOCOL,
@@ -104,7 +140,10 @@ def _error_payload(e: BaseException) -> bytes:
 
 
 def _is_a(e: BaseException, name: str) -> bool:
-    return any(k.__qualname__ == name or f"{k.__module__}.{k.__qualname__}" == name for k in type(e).__mro__)
+    return any(
+        k.__qualname__ == name or f"{k.__module__}.{k.__qualname__}" == name
+        for k in type(e).__mro__
+    )
 
 
 def _now_ms() -> int:

@@ -13,7 +13,10 @@ In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid
 start_ticks) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
 When its stdin closes (the engine is gone) it kills every child group and exits.
 
-This module imports nothing from batchbook beyond the package root, on purpose.
+This module imports nothing from batchbook beyond the package root, on purpose; the
+one exception is batchbook's own runner, loaded after the first ``python -m
+batchbook.…`` start so that every later chunk of a map forks with it warm (commands
+started after that see its modules, cloudpickle among them, already in sys.modules).
 """
 
 from __future__ import annotations
@@ -138,6 +141,7 @@ class Zygote:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.free_scratch: list[str] = []  # empty scratch directories, reused instead of made anew
         self.log_dirs: set[str] = set()
+        self.warm = False  # batchbook's runner (and cloudpickle) loaded into the fork server yet?
 
     def serve(self) -> None:
         gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by gc)
@@ -193,6 +197,13 @@ class Zygote:
         self.children[pid] = child
         self.by_fd[r] = child
         self.sel.register(r, selectors.EVENT_READ, r)
+        if mode == "m" and args[1].startswith("batchbook.") and not self.warm:
+            self.warm = (
+                True  # the first map pays for loading batchbook's runner; later ones fork it warm
+            )
+            import importlib
+
+            importlib.import_module("batchbook.functions.runner")
         return encode(("started", task_id, pid, start_ticks(pid)))
 
     def become_child(

@@ -79,7 +79,9 @@ class Service:
         host, _, port = self.url.removeprefix("http://").partition(":")
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout + 10)
         try:
-            conn.request("POST", "/batchbook/wait", body=body, headers=dict(request.headers.items()))
+            conn.request(
+                "POST", "/batchbook/wait", body=body, headers=dict(request.headers.items())
+            )
             resp = conn.getresponse()
             data = json.loads(resp.read())
         except (OSError, ValueError) as e:

@@ -96,7 +96,11 @@ class BatchService:
         after, timeout = request.get("after", 0), request.get("timeout", 10)
         if not isinstance(after, int) or isinstance(after, bool) or after < 0:
             raise ClientError(f"after: {after!r:.40} is not a whole number >= 0")
-        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 <= timeout <= 20:
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 <= timeout <= 20
+        ):
             raise ClientError(f"timeout: {timeout!r:.40} is out of range; allowed 0 to 20 seconds")
         return json.dumps({"version": self.lb.wait_for_change(after, timeout)}).encode()
 

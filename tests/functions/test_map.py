@@ -1,0 +1,239 @@
+"""batch.map through the real local service: results, failures, retries, limits, chaining."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import batchbook as batch
+from batchbook.errors import ClientError, JobFailed, RemoteError, SerializationError
+from batchbook.functions.backend import Backend
+from tests.functions.conftest import calls, mark
+
+
+def square_or_none(x: int) -> int | None:
+    return None if x % 3 == 0 else x * x
+
+
+def fails_on_seven(x: int) -> int:
+    if x == 7:
+        raise ValueError(f"seven is not allowed (got {x})")
+    return x + 1
+
+
+def test_results_are_in_input_order_and_none_is_kept(backend: Backend) -> None:
+    job = batch.map(square_or_none, range(50), chunksize=7)
+    assert job.results() == [square_or_none(x) for x in range(50)]
+    assert job.status() == {"SUCCEEDED": 50}
+    assert len(job.chunks) == 8  # ceil(50 / 7) children of one array job
+
+
+def test_several_iterables_and_generators(backend: Backend) -> None:
+    job = batch.map(pow, (i for i in range(20)), [2] * 25)  # zip semantics: 20 inputs
+    assert job.results() == [i**2 for i in range(20)]
+
+
+def test_ten_thousand_inputs_in_few_children(backend: Backend) -> None:
+    job = batch.map(square_or_none, (i for i in range(10_000)))
+    assert job.results() == [square_or_none(x) for x in range(10_000)]
+    assert 1 < len(job.chunks) <= 64  # automatic chunking: a few children per vCPU
+
+
+def test_exceptions_carry_the_remote_traceback(backend: Backend) -> None:
+    job = batch.map(fails_on_seven, range(10), chunksize=2)
+    with pytest.raises(RemoteError) as info:
+        job.results()
+    err = info.value
+    assert err.index == 7 and err.type_name == "ValueError"
+    assert "seven is not allowed (got 7)" in str(err)
+    assert "in fails_on_seven" in err.traceback and 'raise ValueError(f"seven' in err.traceback
+    assert "".join(err._render_traceback_()).count("fails_on_seven") >= 1
+    results = job.results(return_exceptions=True)
+    assert results[:7] == [1, 2, 3, 4, 5, 6, 7] and results[8:] == [9, 10]
+    assert isinstance(results[7], RemoteError)
+    assert list(job.exceptions()) == [7]
+    frame = job.to_frame()
+    assert list(frame.columns) == [
+        "input", "result", "status", "error", "traceback", "attempts", "started",
+        "stopped", "duration", "peak_memory_mib", "log_stream", "job_id",
+    ]  # fmt: skip
+    assert frame.loc[7, "status"] == "FAILED"
+    assert frame.loc[7, "error"] == "ValueError: seven is not allowed (got 7)"
+    assert "fails_on_seven" in frame.loc[7, "traceback"]
+    assert frame.loc[6, "result"] == 7 and frame.loc[6, "status"] == "SUCCEEDED"
+    assert frame["job_id"].nunique() == 5 and frame.loc[7, "job_id"].endswith(":3")
+    assert (frame["duration"] >= 0).all() and (frame["peak_memory_mib"] > 0).all()
+    assert isinstance(frame.loc[0, "started"], pd.Timestamp)
+
+
+def flaky(x: int, folder: str) -> int:
+    mark(folder, x)
+    if x in (3, 11) and os.environ["AWS_BATCH_JOB_ATTEMPT"] == "1":
+        raise ConnectionError("transient")
+    return x
+
+
+def test_a_retry_reruns_only_the_failed_inputs(backend: Backend, marks: Path) -> None:
+    job = batch.map(flaky, range(16), [str(marks)] * 16, chunksize=8, retries=2)
+    assert job.results() == list(range(16))
+    ran = calls(marks)
+    assert ran == {str(i): 2 if i in (3, 11) else 1 for i in range(16)}
+    frame = job.to_frame()
+    assert frame.loc[3, "attempts"] == 2 and frame.loc[4, "attempts"] == 1
+    detail = backend.describe([f"{job.job_id}:0"])[0]
+    assert [a["container"]["exitCode"] for a in detail["attempts"]] == [1, 0]
+
+
+def always_fails(x: int, folder: str) -> int:
+    mark(folder, x)
+    raise (ConnectionError if x == 0 else KeyError)(f"input {x}")
+
+
+def test_retry_on_decides_which_failures_are_retried(backend: Backend, marks: Path) -> None:
+    job = batch.map(
+        always_fails, [0, 1], [str(marks)] * 2, chunksize=1, retries=2, retry_on=[ConnectionError]
+    )
+    job.wait()
+    assert calls(marks) == {"0": 3, "1": 1}  # KeyError is not in retry_on: no retry
+    assert job.to_frame()["status"].tolist() == ["FAILED", "FAILED"]
+
+
+def sleeper(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+def hog(mib: int) -> int:
+    block = bytearray(mib << 20)
+    for i in range(0, len(block), 4096):
+        block[i] = 1
+    time.sleep(1)
+    return len(block)
+
+
+def test_timeouts_and_oom_appear_in_the_frame(backend: Backend) -> None:
+    slow = batch.map(sleeper, [0.01, 30], chunksize=1, timeout=1)
+    big = batch.map(hog, [400], memory="128 MiB")
+    slow_frame, big_frame = slow.wait().to_frame(), big.wait().to_frame()
+    assert slow_frame["status"].tolist() == ["SUCCEEDED", "FAILED"]
+    assert slow_frame.loc[1, "error"] == "Job attempt duration exceeded timeout"
+    assert big_frame.loc[0, "status"] == "FAILED"
+    assert big_frame.loc[0, "error"].startswith("OutOfMemoryError")
+    with pytest.raises(JobFailed, match="OutOfMemoryError"):
+        big.results()
+
+
+def test_cancel_stops_queued_and_running_inputs(backend: Backend) -> None:
+    job = batch.map(sleeper, [20] * 6, chunksize=1)
+    while job.status().get("RUNNING", 0) == 0:
+        time.sleep(0.05)
+    started = time.monotonic()
+    job.cancel()
+    job.wait(timeout=30)
+    assert time.monotonic() - started < 15  # SIGTERM, not the 20 s sleep
+    assert job.status() == {"FAILED": 6}
+    assert set(job.to_frame()["error"]) == {"Cancelled by MapJob.cancel()"}
+
+
+def needs_flag(x: int, flag: str) -> int:
+    if x % 4 == 1 and not os.path.exists(flag):
+        raise RuntimeError("flag missing")
+    return -x
+
+
+def test_retry_failed_runs_just_the_failures_and_merges_them(backend: Backend, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    job = batch.map(needs_flag, range(12), [str(flag)] * 12, chunksize=3)
+    assert sorted(job.wait().exceptions()) == [1, 5, 9]
+    flag.touch()
+    again = job.retry_failed()
+    assert again.size == 3 and again.results() == [-1, -5, -9]
+    assert job.results() == [-x for x in range(12)]
+    assert job.status() == {"SUCCEEDED": 12}
+    reattached = batch.attach(job.id)  # the merge survives a new handle
+    assert reattached.results() == [-x for x in range(12)]
+
+
+def first_step(x: int) -> int:
+    if x == 0:
+        time.sleep(1.5)
+    return x * 10
+
+
+def second_step(y: int) -> int:
+    return y + 1
+
+
+def test_chained_maps_use_n_to_n(backend: Backend) -> None:
+    first = batch.map(first_step, range(4), chunksize=1)
+    second = batch.map(second_step, first)
+    assert second.results() == [1, 11, 21, 31]
+    request = backend.describe([second.job_id])[0]
+    assert request["dependsOn"] == [{"jobId": first.job_id, "type": "N_TO_N"}]
+    a, b = first.to_frame(), second.to_frame()
+    # child 1 of the second map ran while child 0 of the first was still sleeping
+    assert b.loc[1, "started"] < a.loc[0, "stopped"]
+
+
+def test_unpicklable_input_fails_before_anything_is_submitted(backend: Backend) -> None:
+    before = len(batch.jobs())
+    with pytest.raises(SerializationError, match=r"input 2 \(<unlocked _thread.lock"):
+        batch.map(str, [1, 2, threading.Lock()])
+    lock = threading.Lock()
+    with pytest.raises(SerializationError, match="function"):
+        batch.map(lambda x: lock, [1])
+    assert len(batch.jobs()) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"memory": "lots"}, "memory: 'lots' is not a size"),
+        ({"retries": 11}, "retries: 11 is not allowed"),
+        ({"vcpus": 0}, "vcpus: 0 is not allowed"),
+        ({"chunksize": 0}, "chunksize: 0 is not allowed"),
+        ({"env": {"AWS_BATCH_X": "1"}}, "env: 'AWS_BATCH_X' is not allowed"),
+        ({"queue": "nope"}, "queue 'nope' does not exist"),
+    ],
+)
+def test_bad_options_name_the_option(backend: Backend, options: dict[str, Any], message: str) -> None:
+    with pytest.raises((ClientError, JobFailed), match=message):
+        batch.map(str, [1, 2], **options)
+
+
+def counted_failure(x: int, folder: str) -> int:
+    mark(folder, x)
+    time.sleep(0.1)
+    raise ValueError(x)
+
+
+def test_max_failures_cancels_the_rest(backend: Backend, marks: Path) -> None:
+    job = batch.map(counted_failure, range(40), [str(marks)] * 40, chunksize=1, max_failures=2)
+    job.wait(timeout=60)
+    assert job.status() == {"FAILED": 40}
+    assert sum(calls(marks).values()) < 20  # most never started
+
+
+def chatty(x: int) -> int:
+    print(f"working on {x}")
+    print(f"done with {x}", flush=True)
+    return x
+
+
+def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
+    job = batch.map(chatty, range(6), chunksize=3, name="chatty-run")
+    job.wait()
+    assert job.logs(4) == ["working on 4", "done with 4"]
+    ledger = batch.jobs()
+    row = ledger[ledger["run_id"] == job.id].iloc[0]
+    assert row["name"] == "chatty-run" and row["inputs"] == 6 and row["status"] == "SUCCEEDED"
+    assert row["function"].endswith("chatty") and len(row["code_hash"]) == 12
+    assert batch.attach("chatty-run").id == job.id
+    assert "chatty-run" in repr(job) and "succeeded 6" in repr(job)
+    assert "<table>" in job._repr_html_()
