@@ -122,7 +122,7 @@ class Registry:
         for key in (MEMORY_TAG, GPU_TAG):
             if tags and key in tags:
                 value = tags[key]
-                if not str(value).isdigit():
+                if not (str(value).isascii() and str(value).isdigit()):
                     raise ClientError(f"tags.{key}: {value!r} is not a whole number")
 
     def _put_ce(self, ce: dict[str, Any]) -> None:

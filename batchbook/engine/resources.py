@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,9 +98,12 @@ def _requirements(container: dict[str, Any], field: str) -> dict[str, str]:
 
 def _number(value: Any, field: str) -> float:
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        raise ClientError(f"{field}: {value!r} is not a number") from None
+        raise ClientError(f"{field}: {value!r:.40} is not a number") from None
+    if not math.isfinite(number):
+        raise ClientError(f"{field}: {value!r:.40} is not a finite number")
+    return number
 
 
 def environment_capacity(ce: dict[str, Any], host_memory_mib: int, host_cpus: int) -> Resources:

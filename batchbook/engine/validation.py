@@ -33,6 +33,15 @@ def validate_request(
         params = {}
     try:
         _check(shape, params, "")
+        for member, unit, low, high in LIMITS.get(operation, ()) if service == "batch" else ():
+            value = params.get(member)
+            if value is not None:
+                size = value if unit == "" else len(value)
+                if not low <= size <= high:
+                    what = f"{size} {unit}".strip()
+                    raise ClientError(
+                        f"{member}: {what} is out of range; allowed {low} to {high} {unit}".rstrip()
+                    )
     except ClientError as e:
         if error is ClientError:
             raise
@@ -40,6 +49,18 @@ def validate_request(
     return params
 
 
+# Service limits AWS documents that botocore's model does not carry: operation ->
+# (member, unit: "" for the value itself, else its length), low, high.
+LIMITS: dict[str, tuple[tuple[str, str, int, int], ...]] = {
+    "CancelJob": (("reason", "characters", 1, 1024),),
+    "TerminateJob": (("reason", "characters", 1, 1024),),
+    "DescribeComputeEnvironments": (("computeEnvironments", "items", 0, 100),),
+    "DescribeJobQueues": (("jobQueues", "items", 0, 100),),
+    "DescribeJobDefinitions": (("jobDefinitions", "items", 0, 100),),
+    "RegisterJobDefinition": (("schedulingPriority", "", 0, 9999),),
+    "SubmitJob": (("schedulingPriorityOverride", "", 0, 9999),),
+}
+_INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
 _PY_TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,),
     "integer": (int,),
@@ -98,9 +119,16 @@ def _check(shape: Any, value: Any, path: str, response: bool = False) -> None:
         if enum and value not in enum:
             raise ClientError(f"{name}: {value!r:.60} is not one of {', '.join(enum)}")
         if kind in ("integer", "long"):
+            low, high = _INT_RANGE[kind]
+            if not low <= value <= high:
+                raise ClientError(f"{name}: {value} does not fit a {kind} ({low} to {high})")
             _check_bounds(shape, value, name, "")
         elif kind == "string":
             _check_bounds(shape, len(value), name, "characters")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ClientError(f"{name}: not valid Unicode (a lone surrogate)") from None
 
 
 def _check_bounds(shape: Any, size: int, name: str, unit: str) -> None:

@@ -136,7 +136,7 @@ def _submit_run(
         bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus) if auto else 1)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds)
     dependencies = _dependencies(depends_on)
-    backend.check_environment(environment.modules_used(func), queue)
+    backend.check_environment(environment.modules_used(func))
 
     # ---- the run goes to the store, then one job to Batch
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
@@ -172,9 +172,12 @@ def _submit_run(
         store.put(run_key(run_id, "kwargs.pkl"), kwargs_bytes)
     if args is not None:
         store.put(run_key(run_id, "inputs.pkl"), inputs_bytes)
+    store.put(
+        run_key(run_id, "run.json"), to_json(manifest)
+    )  # the workers read it: before submitting
     request = _job_request(backend, manifest, store.url, dependencies, source)
     manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
-    store.put(run_key(run_id, "run.json"), to_json(manifest))
+    store.put(run_key(run_id, "run.json"), to_json(manifest))  # now with the job, for attach/jobs
     job = MapJob(backend, manifest)
     if max_failures is not None:
         _FailureGuard(job, max_failures).start()
@@ -339,7 +342,9 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
         super().__init__()
         self.map_job = map_job
         self.job_id = map_job.job_id
-        _watcher(map_job.backend).add(self)
+        self.deciding = threading.RLock()  # cancel() and the watcher move the future one at a time
+        self._watcher = _watcher(map_job.backend)
+        self._watcher.add(self)
 
     def cancel(self) -> bool:
         """Cancel if it has not started (Future semantics): True if it will never run."""
@@ -347,11 +352,13 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
             return super().cancel()
         if self.running():
             return False
-        self.map_job.backend.batch.cancel_job(jobId=self.job_id, reason="Future.cancel()")
-        (detail,) = self.map_job.backend.describe([self.job_id])
-        if detail["status"] == "FAILED" and detail.get("isCancelled"):
-            return super().cancel()
-        return False
+        with self.deciding:
+            self.map_job.backend.batch.cancel_job(jobId=self.job_id, reason="Future.cancel()")
+            (detail,) = self.map_job.backend.describe([self.job_id])
+            if detail["status"] == "FAILED" and detail.get("isCancelled"):
+                return super().cancel()
+            self._watcher.update(self, detail)  # it started meanwhile, or even finished
+            return False
 
     def logs(self) -> list[str]:
         return self.map_job.logs(0)
@@ -375,15 +382,27 @@ class _Watcher(threading.Thread):
 
     def run(self) -> None:
         version = 0
-        while True:
+        try:
+            while True:
+                with self.lock:
+                    jobs = dict(self.pending)
+                if jobs:
+                    for detail in self.backend.describe(list(jobs)):
+                        self.update(jobs[detail["jobId"]], detail)
+                version = self.backend.wait_for_change(version, 10)
+        except Exception as e:  # the service is gone: no pending future can finish now
             with self.lock:
-                jobs = dict(self.pending)
-            if jobs:
-                for detail in self.backend.describe(list(jobs)):
-                    self._update(jobs[detail["jobId"]], detail)
-            version = self.backend.wait_for_change(version, 10)
+                jobs, self.pending = dict(self.pending), {}
+            for job in jobs.values():
+                if not job.done() and (job.running() or job.set_running_or_notify_cancel()):
+                    job.set_exception(e)
 
-    def _update(self, job: Job, detail: dict[str, Any]) -> None:
+    def update(self, job: Job, detail: dict[str, Any]) -> None:
+        """Move the future on to what ``detail`` (DescribeJobs) says of its job."""
+        with job.deciding:
+            self._move(job, detail)
+
+    def _move(self, job: Job, detail: dict[str, Any]) -> None:
         status = detail["status"]
         if status in ("STARTING", "RUNNING") and not job.running() and not job.done():
             job.set_running_or_notify_cancel()
@@ -531,7 +550,9 @@ def _manifests(backend: Backend) -> list[dict[str, Any]]:
     out = []
     for folder in backend.store.list("runs"):
         try:
-            out.append(json.loads(backend.store.get(f"{folder}/run.json")))
+            manifest = json.loads(backend.store.get(f"{folder}/run.json"))
         except FileNotFoundError:
-            continue  # a run being written, or one whose submission failed
+            continue  # a run being written
+        if manifest.get("jobId"):  # else its submission failed: nothing to attach to
+            out.append(manifest)
     return out

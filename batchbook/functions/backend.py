@@ -123,12 +123,12 @@ class Backend:
             version = self.wait_for_change(version, 10 if left is None else min(left, 10))
 
     # ------------------------------------------------------------ pre-flight
-    def check_environment(self, modules: set[str], queue: str) -> None:
+    def check_environment(self, modules: set[str]) -> None:
         """Raise EnvironmentMismatch if the worker's Python or these modules differ from here."""
         key = frozenset(modules)
         remote = self._environments.get(key)
         if remote is None:
-            remote = self._probe(sorted(modules), queue)
+            remote = self._probe(sorted(modules), self.ensure_queue(None))
             self._environments[key] = remote
         problems = environment.differences(environment.describe(sorted(modules)), remote)
         if problems:

@@ -199,7 +199,11 @@ class MapJob:
             return RemoteError(index, e["type"], e["message"], e["traceback"])
         if status not in FINAL:
             return JobFailed(f"input {index}: not finished ({status})")
-        reason = (detail or self._parent).get("statusReason", "no result")
+        detail = detail or self._parent
+        reason = detail.get("statusReason", "no result")
+        code = (detail.get("container") or {}).get("exitCode")
+        if reason == "Essential container in task exited" and code:
+            reason = f"the worker exited with code {code} before this input finished (see .logs({index}))"
         return JobFailed(f"input {index}: {reason}")
 
     def result_of_final(self, detail: dict[str, Any], index: int) -> Any:

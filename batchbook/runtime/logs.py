@@ -10,7 +10,7 @@ def read_events(path: Path, start: int = 0, limit: int = 10_000) -> list[tuple[i
     """Events ``start`` .. ``start + limit`` of a stream (empty if the stream has none yet)."""
     try:
         f = open(path, "rb")  # noqa: SIM115
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return []
     with f:
         out = []

@@ -105,7 +105,7 @@ class CloudWatchLogs:
         self._group(req)
         name = req["logStreamName"]
         path = self._path(name)
-        if not path.exists() and name not in {s for s, _ in self.lb.log_streams()}:
+        if not path.is_file() and name not in {s for s, _ in self.lb.log_streams()}:
             raise ResourceNotFound("The specified log stream does not exist.")
         limit = req.get("limit") or MAX_EVENTS
         events = _window(read_events(path, 0, 1 << 62), req)
@@ -177,7 +177,11 @@ class CloudWatchLogs:
             )
 
     def _path(self, stream: str) -> Path:
-        if not stream or any(part in ("", ".", "..") for part in stream.split("/")):
+        if (
+            not stream
+            or "\x00" in stream
+            or any(part in ("", ".", "..") for part in stream.split("/"))
+        ):
             raise InvalidParameter(f"logStreamName: {stream!r:.200} is not a valid stream name")
         return self.lb.log_path(stream)
 

@@ -81,9 +81,13 @@ def _json_object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         return {}
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
+        value = json.loads(body.decode("utf-8"))  # AWS's JSON is UTF-8; no guessing UTF-16/32
+    except UnicodeDecodeError as e:
+        raise ClientError(f"request body: not UTF-8 ({e})") from None
+    except ValueError as e:
         raise ClientError(f"request body: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ClientError("request body: JSON nested too deeply") from None
     if not isinstance(value, dict):
         raise ClientError(f"request body: expected a JSON object, got {type(value).__name__}")
     return value

@@ -152,6 +152,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.1"  # even a garbled request line gets a status line back
     disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
     server: _Server
 
@@ -185,7 +186,15 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k.lower(): v for k, v in self.headers.items()}
         self._reply(self.server.service.handle(self.command, self.path, headers, body))
 
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = _serve
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Requests http.server cannot parse (bad request line, huge headers) answered in AWS's shape."""
+        self.close_connection = True
+        status, headers, payload = _error(
+            "batch", ClientError(f"malformed HTTP request: {message or code}")
+        )
+        self._reply((code if 400 <= code < 500 else status, headers, payload))
 
     def _reply(self, response: Response) -> None:
         status, headers, payload = response
