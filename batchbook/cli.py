@@ -10,97 +10,62 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchbook.runtime.local import LocalBatch, create_queue, default_state_dir
+from batchbook.runtime.local import default_state_dir
 
-DEMO_CHILD = r"""
-import os, random, sys
-index = int(os.environ["AWS_BATCH_JOB_ARRAY_INDEX"])
-attempt = int(os.environ["AWS_BATCH_JOB_ATTEMPT"])
-if index == 3 and attempt == 1:
-    print(f"child {index}: simulated crash on attempt {attempt}", file=sys.stderr)
-    sys.exit(3)
-rng = random.Random(index)
-n = 200_000
-hits = sum(rng.random() ** 2 + rng.random() ** 2 <= 1 for _ in range(n))
-print(f"child {index}: pi ~ {4 * hits / n:.4f} from {n} samples (attempt {attempt})")
-"""
 
-DEMO_SUMMARY = "print('summary: every Monte Carlo child finished; this job ran after all of them')"
+def estimate_pi(samples: int, seed: int) -> float:
+    """One Monte Carlo estimate of pi (the demo's function: it runs on the workers)."""
+    import random
+
+    rng = random.Random(seed)
+    hits = sum(rng.random() ** 2 + rng.random() ** 2 <= 1 for _ in range(samples))
+    print(f"seed {seed}: {hits} of {samples} samples inside the circle")
+    return 4 * hits / samples  # samples == 0 raises ZeroDivisionError: one input fails on purpose
 
 
 def demo(state_dir: Path) -> int:
+    import batchbook as batch
+    from batchbook.server.discovery import stop_service
+
     shutil.rmtree(state_dir, ignore_errors=True)
-    print(f"batchbook demo: local AWS-Batch-compatible engine in {state_dir}")
-    with LocalBatch(state_dir) as lb:
-        create_queue(lb, "demo", max_vcpus=2)
-        lb.register_job_definition(
-            jobDefinitionName="demo-python",
-            type="container",
-            containerProperties={
-                "image": "python:3.11-slim",
-                "command": ["python", "-c", DEMO_CHILD],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-            },
-            retryStrategy={
-                "attempts": 2,
-                "evaluateOnExit": [{"onExitCode": "3", "action": "RETRY"}],
-            },
-        )
-        array = lb.submit_job(
-            jobName="monte-carlo",
-            jobQueue="demo",
-            jobDefinition="demo-python",
-            arrayProperties={"size": 6},
-        )["jobId"]
-        summary = lb.submit_job(
-            jobName="summary",
-            jobQueue="demo",
-            jobDefinition="demo-python",
-            dependsOn=[{"jobId": array}],
-            containerOverrides={"command": ["python", "-c", DEMO_SUMMARY]},
-        )["jobId"]
-        print(f"submitted array job {array} (6 children, 2 vCPUs) and dependent job {summary}")
+    print(f"batchbook demo: local AWS-Batch-compatible service in {state_dir}")
+    batch.use(state_dir)
+    try:
+        grid = [(samples, seed) for samples in (20_000, 200_000) for seed in range(4)] + [(0, 9)]
         started = time.monotonic()
-        lb.wait([summary], timeout=120)
-        ids = [f"{array}:{i}" for i in range(6)] + [array, summary]
-        jobs = lb.describe_jobs(jobs=ids)["jobs"]
-        print(render_table(lb, jobs))
-        print(f"done in {time.monotonic() - started:.2f} s; state kept in {state_dir}")
-        parent = next(j for j in jobs if j["jobId"] == array)
-        return 0 if parent["status"] == "SUCCEEDED" else 1
+        job = batch.map(
+            estimate_pi,
+            [s for s, _ in grid],
+            [seed for _, seed in grid],
+            name="monte-carlo-pi",
+            memory="256 MiB",
+            retries=1,
+        )
+        print(
+            f"submitted {len(grid)} inputs as array job {job.job_id} ({len(job.chunks)} children)"
+        )
+        job.wait()
+        frame = job.to_frame()
+        columns = ["input", "result", "status", "error", "attempts", "duration", "job_id"]
+        with pd_options():
+            print(frame[columns].to_string())
+        good = frame[frame["status"] == "SUCCEEDED"]["result"]
+        print(
+            f"\npi ~ {good.mean():.4f} from {len(good)} estimates; {len(frame) - len(good)} inputs failed"
+        )
+        print(f"logs of input 0: {job.logs(0)}")
+        print(
+            f"done in {time.monotonic() - started:.2f} s; reattach with batch.attach('monte-carlo-pi')"
+        )
+        return 0 if len(good) == len(grid) - 1 else 1
+    finally:
+        stop_service(state_dir)
 
 
-def render_table(lb: LocalBatch, jobs: list[dict[str, Any]]) -> str:
-    rows = [("job", "status", "attempts", "exit codes", "seconds", "last log line")]
-    for job in jobs:
-        name = job["jobName"] + (
-            f"[{job['arrayProperties']['index']}]"
-            if "index" in job.get("arrayProperties", {})
-            else ""
-        )
-        if "statusSummary" in job.get("arrayProperties", {}):
-            name += " (array parent)"
-        codes = ",".join(str(a["container"].get("exitCode", "-")) for a in job["attempts"])
-        seconds = (
-            f"{(job['stoppedAt'] - job['startedAt']) / 1000:.2f}"
-            if job.get("startedAt") and job.get("stoppedAt")
-            else ""
-        )
-        last = ""
-        if job["attempts"]:
-            events = lb.log_events(job["attempts"][-1]["container"]["logStreamName"])
-            last = events[-1][1] if events else ""
-        rows.append((name, job["status"], str(len(job["attempts"])), codes, seconds, last[:60]))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+def pd_options() -> Any:
+    import pandas as pd
+
+    return pd.option_context("display.width", 160, "display.max_colwidth", 48)
 
 
 def serve(args: argparse.Namespace) -> int:
