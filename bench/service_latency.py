@@ -35,6 +35,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from batchbook.runtime.local import create_queue
 from batchbook.server.discovery import ensure_service, stop_service
 
 COMMAND = ["python", "-c", "pass"]
@@ -79,26 +80,8 @@ def register_jobdef(batch: Any) -> None:
 
 
 def setup_batchbook(batch: Any, max_vcpus: int) -> None:
-    """A compute environment, queue and job definition, as tests/server/conftest.py does."""
-    batch.create_compute_environment(
-        computeEnvironmentName="bench-ce",
-        type="MANAGED",
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "desiredvCpus": 0,
-            "maxvCpus": max_vcpus,
-            "instanceTypes": ["optimal"],
-            "subnets": ["subnet-1"],
-            "securityGroupIds": ["sg-1"],
-            "instanceRole": "ecsInstanceRole",
-        },
-    )
-    batch.create_job_queue(
-        jobQueueName="bench",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "bench-ce"}],
-    )
+    """A compute environment, queue and job definition on the local service."""
+    create_queue(batch, "bench", max_vcpus)
     register_jobdef(batch)
 
 

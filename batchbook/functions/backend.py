@@ -18,6 +18,7 @@ from typing import Any
 from batchbook.errors import EnvironmentMismatch, JobFailed
 from batchbook.functions import environment
 from batchbook.functions.objects import LocalStore
+from batchbook.runtime.local import create_queue
 
 RUNNER_JOBDEF = "batchbook-runner"
 DEFAULT_QUEUE = "batchbook"
@@ -55,28 +56,9 @@ class Backend:
             if not self.batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
                 if name != DEFAULT_QUEUE:
                     raise JobFailed(f"queue: job queue {name!r} does not exist")
-                self._make_default_queue()
+                create_queue(self.batch, DEFAULT_QUEUE, os.cpu_count() or 1)
             self._ready.add(name)
             return name
-
-    def _make_default_queue(self) -> None:
-        found = self.batch.describe_compute_environments(computeEnvironments=[DEFAULT_QUEUE])
-        if not found["computeEnvironments"]:
-            self.batch.create_compute_environment(
-                computeEnvironmentName=DEFAULT_QUEUE,
-                type="MANAGED",
-                computeResources={
-                    "type": "EC2",
-                    "minvCpus": 0,
-                    "maxvCpus": os.cpu_count() or 1,
-                    "subnets": ["subnet-local"],
-                },
-            )
-        self.batch.create_job_queue(
-            jobQueueName=DEFAULT_QUEUE,
-            priority=1,
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": DEFAULT_QUEUE}],
-        )
 
     def job_definition(self) -> str:
         with self._lock:

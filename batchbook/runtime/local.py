@@ -345,9 +345,12 @@ class LocalBatch:
 
 
 def create_queue(
-    lb: LocalBatch, name: str, max_vcpus: int, priority: int = 1, ce: str | None = None
+    lb: Any, name: str, max_vcpus: int, priority: int = 1, ce: str | None = None
 ) -> None:
-    """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing)."""
+    """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing).
+
+    ``lb`` is a LocalBatch or a boto3 Batch client: they share the method names.
+    """
     ce = ce or name
     if not lb.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]:
         lb.create_compute_environment(
