@@ -87,7 +87,8 @@ class MapJob:
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""
         with self._lock:
-            self._read_outcomes()
+            # Batch first, then the results: a chunk's frames are on disk before its process
+            # exits, so a chunk seen final here has all its results read below.
             (self._parent,) = self.backend.describe([self.job_id])
             if details or len(self.chunks) == 1:
                 ids = self.chunk_job_ids
@@ -101,6 +102,7 @@ class MapJob:
                 else:
                     for detail in self.backend.describe([ids[i] for i in todo]):
                         self._details[detail["arrayProperties"]["index"]] = detail
+            self._read_outcomes()
             for follow_up in self.follow_ups:
                 follow_up._refresh(details)
 

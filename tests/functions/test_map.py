@@ -237,3 +237,14 @@ def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
     assert batch.attach("chatty-run").id == job.id
     assert "chatty-run" in repr(job) and "succeeded 6" in repr(job)
     assert "<table>" in job._repr_html_()
+
+
+def test_iteration_yields_inputs_as_they_complete(backend: Backend) -> None:
+    job = batch.map(sleeper, [1.0, 0.01, 0.01, 0.01], chunksize=1)
+    order = [i for i, _ in job]
+    assert sorted(order) == [0, 1, 2, 3] and order[-1] == 0  # the slow one comes last
+    failing = batch.map(fails_on_seven, [6, 7, 8], chunksize=1)
+    got = dict(failing.as_completed(return_exceptions=True))
+    assert got[0] == 7 and got[2] == 9 and isinstance(got[1], RemoteError)
+    with pytest.raises(RemoteError):
+        dict(batch.map(fails_on_seven, [7]))
