@@ -114,11 +114,19 @@ def group_rss(pgids: set[int]) -> dict[int, int]:
     return totals
 
 
-def kill_stale_group(pid: int | None, start_ticks: int | None) -> bool:
-    """Kill a process group left behind by a crashed engine, if its leader is still the same process."""
-    from batchbook.runtime.zygote import start_ticks as ticks_of
+STARTED_WITHIN_TICKS = 100  # the fork server reads the clock this soon after forking (1 s at 100 Hz)
 
-    if pid is None or start_ticks is None or ticks_of(pid) != start_ticks:
+
+def kill_stale_group(pid: int | None, forked_at: int | None) -> bool:
+    """Kill a process group left behind by a crashed engine, if its leader is still the same process.
+
+    ``forked_at`` is the boot-time tick the fork server read just after forking it; a
+    process with that pid that started at another time is someone else's.
+    """
+    from batchbook.runtime.zygote import start_ticks
+
+    started = start_ticks(pid) if pid is not None else None
+    if forked_at is None or started is None or not 0 <= forked_at - started <= STARTED_WITHIN_TICKS:
         return False
     Executor.signal_group(pid, signal.SIGKILL)
     return True

@@ -124,3 +124,20 @@ def test_a_reopened_engine_has_everything(tmp_path: Path) -> None:
 def test_one_engine_per_state_dir(tmp_path: Path) -> None:
     with LocalBatch(tmp_path / "state"), pytest.raises(StateDirInUse, match="in use by engine pid"):
         LocalBatch(tmp_path / "state")
+
+
+def test_a_stale_group_is_killed_only_if_its_leader_is_the_process_we_forked() -> None:
+    import subprocess
+
+    from batchbook.runtime.executor import kill_stale_group
+    from batchbook.runtime.zygote import boot_ticks
+
+    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    forked_at = boot_ticks()
+    try:
+        assert not kill_stale_group(proc.pid, forked_at + 1000)  # another process's start time
+        assert proc.poll() is None
+        assert kill_stale_group(proc.pid, forked_at)
+        assert proc.wait(timeout=10) == -9
+    finally:
+        proc.kill()
