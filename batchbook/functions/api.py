@@ -268,13 +268,7 @@ def _dependencies(depends_on: Any) -> list[str]:
 
 def _parallelism(backend: Backend, queue: str, vcpus: float) -> int:
     """How many chunks the queue's compute environments run at once."""
-    q = backend.batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]
-    names = [o["computeEnvironment"].rsplit("/", 1)[-1] for o in q["computeEnvironmentOrder"]]
-    ces = backend.batch.describe_compute_environments(computeEnvironments=names)[
-        "computeEnvironments"
-    ]
-    total = sum(ce.get("computeResources", {}).get("maxvCpus", 0) for ce in ces)
-    return max(1, int(total // vcpus))
+    return max(1, int(backend.queue_vcpus(queue) // vcpus))
 
 
 def resubmit(job: MapJob, indices: list[int], **options: Any) -> MapJob:

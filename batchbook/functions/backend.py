@@ -37,6 +37,7 @@ class Backend:
         self.queue = queue
         self._ready: set[str] = set()
         self._environments: dict[frozenset[str], dict[str, Any]] = {}
+        self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
         self._lock = threading.Lock()
 
     @classmethod
@@ -82,6 +83,20 @@ class Backend:
                 )
             self._ready.add(RUNNER_JOBDEF)
             return RUNNER_JOBDEF
+
+    def queue_vcpus(self, queue: str) -> float:
+        """The vCPUs of a queue's compute environments (looked up at most every 30 s)."""
+        cached = self._vcpus.get(queue)
+        if cached is not None and time.monotonic() - cached[0] < 30:
+            return cached[1]
+        q = self.batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]
+        names = [o["computeEnvironment"].rsplit("/", 1)[-1] for o in q["computeEnvironmentOrder"]]
+        ces = self.batch.describe_compute_environments(computeEnvironments=names)
+        total = sum(
+            ce.get("computeResources", {}).get("maxvCpus", 0) for ce in ces["computeEnvironments"]
+        )
+        self._vcpus[queue] = (time.monotonic(), total)
+        return total
 
     # ------------------------------------------------------------ jobs
     def describe(self, job_ids: list[str]) -> list[dict[str, Any]]:

@@ -57,13 +57,28 @@ class LocalStore:
             return []
         return [f"{prefix.rstrip('/')}/{n}" for n in names]
 
-    def append(self, key: str, frame: bytes) -> None:
-        """Append one whole frame (a single write to a file opened for appending)."""
+    def read_from(self, key: str, offset: int) -> bytes:
+        """The object's bytes from ``offset`` on (empty if there are none yet)."""
+        try:
+            with open(self._path(key), "rb") as f:
+                f.seek(offset)
+                return f.read()
+        except FileNotFoundError:
+            return b""
+
+    def append(self, key: str, parts: list[bytes]) -> None:
+        """Append whole frames, written together to a file opened for appending."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, frame)
+            view = [memoryview(p) for p in parts]
+            while view:
+                written = os.writev(fd, view[:1024])
+                while view and written >= len(view[0]):
+                    written -= len(view.pop(0))
+                if written:
+                    view[0] = view[0][written:]
         finally:
             os.close(fd)
 

@@ -71,12 +71,15 @@ def check_env(env: Any) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
+CHUNKS_PER_SLOT = 2  # enough to balance uneven inputs; every chunk costs a process start
+
+
 def chunk_bounds(n: int, chunksize: int | None, parallelism: int) -> list[tuple[int, int]]:
-    """Index ranges of the chunks: ``chunksize`` inputs each, or about 4 per worker slot."""
+    """Index ranges of the chunks: ``chunksize`` inputs each, or about 2 per worker slot."""
     if n == 0:
         return []
     if chunksize is None:
-        chunks = min(n, max(1, 4 * parallelism))
+        chunks = min(n, max(1, CHUNKS_PER_SLOT * parallelism))
         chunksize = math.ceil(n / chunks)
     else:
         check_int("chunksize", chunksize, 1)

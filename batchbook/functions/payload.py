@@ -8,8 +8,8 @@ A run lives under ``runs/<run id>/``:
                     the manifest's ``offsets`` say where chunk i starts and ends
 - ``results/<chunk>-<attempt>.rec``  one frame per finished input, appended as it ends
 
-A frame is ``length, crc32`` then a pickle of (index, ok, payload, attempt, started ms,
-stopped ms, peak KiB, first and end log line); a torn last frame (the worker was killed mid-write) fails its
+A frame is a fixed header (payload length and crc32, index, ok, attempt, started and
+stopped ms, peak KiB, first and end log line) and the payload; a torn last frame (the worker was killed mid-write) fails its
 length or checksum and is ignored, so each input's result is all there or absent.
 """
 
@@ -28,7 +28,9 @@ import cloudpickle
 
 from batchbook.errors import SerializationError
 
-_FRAME = struct.Struct(">II")
+# payload length, crc32 of the payload, input index, ok, attempt, started ms, stopped ms,
+# peak KiB, first log line, end log line
+_HEAD = struct.Struct(">IIQBHqqQII")
 
 
 @dataclass(frozen=True)
@@ -62,34 +64,38 @@ def results_key(run_id: str, chunk: int, attempt: int) -> str:
     return f"runs/{run_id}/results/{chunk}-{attempt}.rec"
 
 
-def frame(outcome: Outcome) -> bytes:
-    body = pickle.dumps(
-        (
-            outcome.index,
-            outcome.ok,
-            outcome.payload,
-            outcome.attempt,
-            outcome.started,
-            outcome.stopped,
-            outcome.peak_kib,
-            outcome.log_start,
-            outcome.log_end,
-        ),
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
-    return _FRAME.pack(len(body), zlib.crc32(body)) + body
+def frame(
+    index: int,
+    ok: bool,
+    payload: bytes,
+    attempt: int,
+    started: int,
+    stopped: int,
+    peak_kib: int,
+    log_start: int,
+    log_end: int,
+) -> bytes:
+    """The header of one result frame; the payload follows it as is (no second pickling)."""
+    return _HEAD.pack(
+        len(payload), zlib.crc32(payload), index, ok, attempt, started, stopped, peak_kib,
+        log_start, log_end,
+    )  # fmt: skip
 
 
 def read_frames(data: bytes) -> tuple[list[Outcome], int]:
     """The whole frames at the start of ``data``, and how many bytes they took."""
-    out, pos = [], 0
-    while len(data) - pos >= _FRAME.size:
-        size, crc = _FRAME.unpack_from(data, pos)
-        body = data[pos + _FRAME.size : pos + _FRAME.size + size]
-        if len(body) < size or zlib.crc32(body) != crc:
+    out, pos, view = [], 0, memoryview(data)
+    while len(data) - pos >= _HEAD.size:
+        size, crc, *fields = _HEAD.unpack_from(data, pos)
+        start = pos + _HEAD.size
+        payload = bytes(view[start : start + size])
+        if len(payload) < size or zlib.crc32(payload) != crc:
             break  # a torn frame: the writer died mid-write
-        out.append(Outcome(*pickle.loads(body)))
-        pos += _FRAME.size + size
+        index, ok, attempt, started, stopped, peak, log_start, log_end = fields
+        out.append(
+            Outcome(index, bool(ok), payload, attempt, started, stopped, peak, log_start, log_end)
+        )
+        pos = start + size
     return out, pos
 
 

@@ -79,16 +79,18 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
             payload, ok = _error_payload(e), False
         stopped = _now_ms()
-        outcome = Outcome(
-            index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark()
+        pending += (
+            frame(
+                index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark()
+            ),
+            payload,
         )
-        pending.append(frame(outcome))
         if stopped - flushed_at >= FLUSH_MS or not ok:
-            store.append(key, b"".join(pending))
+            store.append(key, pending)
             pending.clear()
             flushed_at = stopped
     if pending:
-        store.append(key, b"".join(pending))
+        store.append(key, pending)
     if not failed:
         return 0
     return EXIT_FAILED if retryable else EXIT_FINAL
@@ -99,12 +101,15 @@ class _LineCounter:
 
     def __init__(self) -> None:
         self.lines = 0
-        for name in ("stdout", "stderr"):
-            setattr(sys, name, _Counted(getattr(sys, name), self))
+        self.dirty = False  # written to since the last mark
+        self.streams = [_Counted(sys.stdout, self), _Counted(sys.stderr, self)]
+        sys.stdout, sys.stderr = self.streams  # type: ignore[assignment]
 
     def mark(self) -> int:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        if self.dirty:  # flush so the lines reach the log before the next input's
+            for stream in self.streams:
+                stream.flush()
+            self.dirty = False
         return self.lines
 
 
@@ -114,7 +119,11 @@ class _Counted:
 
     def write(self, text: str) -> int:
         self._counter.lines += text.count("\n")
+        self._counter.dirty = True
         return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)

@@ -114,7 +114,9 @@ def group_rss(pgids: set[int]) -> dict[int, int]:
     return totals
 
 
-STARTED_WITHIN_TICKS = 100  # the fork server reads the clock this soon after forking (1 s at 100 Hz)
+STARTED_WITHIN_TICKS = (
+    100  # the fork server reads the clock this soon after forking (1 s at 100 Hz)
+)
 
 
 def kill_stale_group(pid: int | None, forked_at: int | None) -> bool:

@@ -16,6 +16,7 @@ import os
 import select
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,18 +77,24 @@ class Service:
         request.headers["Content-Type"] = "application/json"
         creds = BotoCredentials(self.credentials.access_key, self.credentials.secret_key)
         SigV4Auth(creds, "batch", self.region).add_auth(request)
-        host, _, port = self.url.removeprefix("http://").partition(":")
-        conn = http.client.HTTPConnection(host, int(port), timeout=timeout + 10)
-        try:
-            conn.request(
-                "POST", "/batchbook/wait", body=body, headers=dict(request.headers.items())
-            )
-            resp = conn.getresponse()
-            data = json.loads(resp.read())
-        except (OSError, ValueError) as e:
-            raise ServiceUnavailable(f"the local service at {self.url} does not answer: {e}") from e
-        finally:
-            conn.close()
+        headers = dict(request.headers.items())
+        for retry in (True, False):  # a kept-alive connection may have been closed meanwhile
+            conn = _connection(self.url)
+            conn.timeout = timeout + 10
+            if conn.sock is not None:
+                conn.sock.settimeout(conn.timeout)
+            try:
+                conn.request("POST", "/batchbook/wait", body=body, headers=headers)
+                resp = conn.getresponse()
+                data = json.loads(resp.read())
+                break
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                conn.close()
+                _local.connections.pop(self.url, None)
+                if not retry:
+                    raise ServiceUnavailable(
+                        f"the local service at {self.url} does not answer: {e}"
+                    ) from e
         if resp.status != 200:
             raise ServiceUnavailable(f"wait: {resp.status} {data.get('message')}")
         return int(data["version"])
@@ -119,6 +126,18 @@ class Service:
                 f"  endpoint_url = {self.url}",
             ]
         )
+
+
+_local = threading.local()  # per thread: url -> kept-alive connection for long-polls
+
+
+def _connection(url: str) -> http.client.HTTPConnection:
+    connections = _local.__dict__.setdefault("connections", {})
+    conn = connections.get(url)
+    if conn is None:
+        host, _, port = url.removeprefix("http://").partition(":")
+        conn = connections[url] = http.client.HTTPConnection(host, int(port))
+    return conn
 
 
 def resolve_state_dir(state_dir: str | Path | None) -> Path:
@@ -187,7 +206,13 @@ def stop_service(state_dir: str | Path | None = None, timeout: float = 30.0) -> 
     try:
         proc = psutil.Process(service.pid)
         proc.terminate()
-        proc.wait(timeout)
+        try:
+            proc.wait(timeout)
+        except (
+            psutil.TimeoutExpired
+        ):  # stuck: kill it; running attempts are retried on the next start
+            proc.kill()
+            proc.wait(timeout)
     except psutil.NoSuchProcess:
         pass
     return True
