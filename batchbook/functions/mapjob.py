@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import JobFailed, RemoteError
-from batchbook.functions.payload import Outcome, read_frames, run_key
+from batchbook.functions.payload import Outcome, read_blocks, run_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -78,7 +78,7 @@ class MapJob:
             data = store.read_from(key, seen)
             if not data:
                 continue
-            outcomes, used = read_frames(data)
+            outcomes, used = read_blocks(data)
             self._read[key] = seen + used
             for o in outcomes:
                 old = self._outcomes.get(o.index)

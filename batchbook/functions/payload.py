@@ -6,11 +6,12 @@ A run lives under ``runs/<run id>/``:
 - ``function.pkl``  the function, pickled by value with cloudpickle
 - ``inputs.pkl``    one pickle per chunk (a list of argument tuples), back to back;
                     the manifest's ``offsets`` say where chunk i starts and ends
-- ``results/<chunk>-<attempt>.rec``  one frame per finished input, appended as it ends
+- ``results/<chunk>-<attempt>.rec``  blocks of finished inputs, appended as they end
 
-A frame is a fixed header (payload length and crc32, index, ok, attempt, started and
-stopped ms, peak KiB, first and end log line) and the payload; a torn last frame (the worker was killed mid-write) fails its
-length or checksum and is ignored, so each input's result is all there or absent.
+A block is ``length, crc32`` and a pickled list of Outcome tuples: the inputs that
+ended since the last block (written at least every 100 ms, and at once after a
+failure). A torn last block (the worker was killed mid-write) fails its length or
+checksum and is ignored, so each input's result is all there or absent.
 """
 
 from __future__ import annotations
@@ -21,33 +22,27 @@ import json
 import pickle
 import struct
 import zlib
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import cloudpickle
 
 from batchbook.errors import SerializationError
 
-# payload length, crc32 of the payload, input index, ok, attempt, started ms, stopped ms,
-# peak KiB, first log line, end log line
-_HEAD = struct.Struct(">IIQBHqqQII")
+_BLOCK = struct.Struct(">II")  # body length, crc32 of the body
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     """How one input ended on the worker."""
 
     index: int
     ok: bool
     payload: bytes  # the pickled value, or a pickled dict(type, message, traceback)
     attempt: int
-    started: int
+    started: int  # epoch ms
     stopped: int
-    peak_kib: int
-    log_start: int = (
-        0  # the input's log lines are lines log_start .. log_end of the attempt's stream
-    )
-    log_end: int = 0
+    peak_kib: int  # the worker's peak RSS when the input ended
+    log_start: int  # the input's log lines are lines log_start .. log_end of the attempt's stream
+    log_end: int
 
     def value(self) -> Any:
         return pickle.loads(self.payload)
@@ -64,38 +59,23 @@ def results_key(run_id: str, chunk: int, attempt: int) -> str:
     return f"runs/{run_id}/results/{chunk}-{attempt}.rec"
 
 
-def frame(
-    index: int,
-    ok: bool,
-    payload: bytes,
-    attempt: int,
-    started: int,
-    stopped: int,
-    peak_kib: int,
-    log_start: int,
-    log_end: int,
-) -> bytes:
-    """The header of one result frame; the payload follows it as is (no second pickling)."""
-    return _HEAD.pack(
-        len(payload), zlib.crc32(payload), index, ok, attempt, started, stopped, peak_kib,
-        log_start, log_end,
-    )  # fmt: skip
+def block(outcomes: list[tuple[Any, ...]]) -> bytes:
+    """One block of finished inputs (tuples in Outcome's field order), ready to append."""
+    body = pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
+    return _BLOCK.pack(len(body), zlib.crc32(body)) + body
 
 
-def read_frames(data: bytes) -> tuple[list[Outcome], int]:
-    """The whole frames at the start of ``data``, and how many bytes they took."""
-    out, pos, view = [], 0, memoryview(data)
-    while len(data) - pos >= _HEAD.size:
-        size, crc, *fields = _HEAD.unpack_from(data, pos)
-        start = pos + _HEAD.size
-        payload = bytes(view[start : start + size])
-        if len(payload) < size or zlib.crc32(payload) != crc:
-            break  # a torn frame: the writer died mid-write
-        index, ok, attempt, started, stopped, peak, log_start, log_end = fields
-        out.append(
-            Outcome(index, bool(ok), payload, attempt, started, stopped, peak, log_start, log_end)
-        )
-        pos = start + size
+def read_blocks(data: bytes) -> tuple[list[Outcome], int]:
+    """The outcomes in the whole blocks at the start of ``data``, and how many bytes they took."""
+    out: list[Outcome] = []
+    pos, view = 0, memoryview(data)
+    while len(data) - pos >= _BLOCK.size:
+        size, crc = _BLOCK.unpack_from(data, pos)
+        body = view[pos + _BLOCK.size : pos + _BLOCK.size + size]
+        if len(body) < size or zlib.crc32(body) != crc:
+            break  # a torn block: the worker died mid-write
+        out.extend(map(Outcome._make, pickle.loads(body)))
+        pos += _BLOCK.size + size
     return out, pos
 
 

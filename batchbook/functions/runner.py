@@ -3,7 +3,7 @@
 Runs chunk ``AWS_BATCH_JOB_ARRAY_INDEX`` (0 for a plain job) of the run: loads the
 function and the chunk's inputs (or, for a chained map, the results of the same
 chunk of the source run), skips inputs an earlier attempt already finished, and
-appends one result frame per input as soon as it ends. Exit status: 0 when every
+appends the results of finished inputs every 100 ms (at once after a failure). Exit status: 0 when every
 input of the chunk has a value; EXIT_FAILED when some raised (so Batch retries the
 chunk, and the retry re-runs only those); EXIT_FINAL when every failure was an
 exception outside ``retry_on`` (the job definition's rules then stop retrying).
@@ -21,7 +21,7 @@ import traceback
 from typing import Any
 
 from batchbook.functions.objects import LocalStore, open_store
-from batchbook.functions.payload import Outcome, frame, read_frames, results_key, run_key
+from batchbook.functions.payload import Outcome, block, read_blocks, results_key, run_key
 
 EXIT_FAILED = 1
 EXIT_FINAL = 2
@@ -34,7 +34,7 @@ def finished_outcomes(store: LocalStore, run_id: str, chunk: int) -> dict[int, O
     prefix = f"runs/{run_id}/results"
     keys = [k for k in store.list(prefix) if k.rsplit("/", 1)[1].split("-")[0] == str(chunk)]
     for key in sorted(keys, key=lambda k: int(k.rsplit("-", 1)[1].split(".")[0])):
-        for outcome in read_frames(store.get(key))[0]:
+        for outcome in read_blocks(store.get(key))[0]:
             latest[outcome.index] = outcome
     return latest
 
@@ -66,7 +66,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     key = results_key(run_id, chunk, attempt)
     failed = retryable = 0
     lines = _LineCounter()
-    pending: list[bytes] = []  # frames not yet written: flushed every FLUSH_MS and at the end
+    pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
     flushed_at = _now_ms()
     for index, args in zip(range(start, end), inputs, strict=True):
         if index in done:
@@ -79,18 +79,15 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
             payload, ok = _error_payload(e), False
         stopped = _now_ms()
-        pending += (
-            frame(
-                index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark()
-            ),
-            payload,
+        pending.append(
+            (index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark())
         )
         if stopped - flushed_at >= FLUSH_MS or not ok:
-            store.append(key, pending)
+            store.append(key, [block(pending)])
             pending.clear()
             flushed_at = stopped
     if pending:
-        store.append(key, pending)
+        store.append(key, [block(pending)])
     if not failed:
         return 0
     return EXIT_FAILED if retryable else EXIT_FINAL
