@@ -148,7 +148,9 @@ def test_preflight_names_what_differs_on_the_worker(
 
         assert "bbprobe" in environment.modules_used(uses_probe)
         other = batch.use(state)
-        with pytest.raises(EnvironmentMismatch, match=r"module bbprobe is 2\.0 on the worker, 1\.0 here"):
+        with pytest.raises(
+            EnvironmentMismatch, match=r"module bbprobe is 2\.0 on the worker, 1\.0 here"
+        ):
             batch.map(uses_probe, [1, 2])
         assert batch.jobs(other).empty  # nothing was submitted
         assert batch.map(len, ["ab", "c"]).results() == [2, 1]  # no bbprobe: no mismatch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -147,7 +148,9 @@ def needs_flag(x: int, flag: str) -> int:
     return -x
 
 
-def test_retry_failed_runs_just_the_failures_and_merges_them(backend: Backend, tmp_path: Path) -> None:
+def test_retry_failed_runs_just_the_failures_and_merges_them(
+    backend: Backend, tmp_path: Path
+) -> None:
     flag = tmp_path / "flag"
     job = batch.map(needs_flag, range(12), [str(flag)] * 12, chunksize=3)
     assert sorted(job.wait().exceptions()) == [1, 5, 9]
@@ -202,7 +205,9 @@ def test_unpicklable_input_fails_before_anything_is_submitted(backend: Backend) 
         ({"queue": "nope"}, "queue 'nope' does not exist"),
     ],
 )
-def test_bad_options_name_the_option(backend: Backend, options: dict[str, Any], message: str) -> None:
+def test_bad_options_name_the_option(
+    backend: Backend, options: dict[str, Any], message: str
+) -> None:
     with pytest.raises((ClientError, JobFailed), match=message):
         batch.map(str, [1, 2], **options)
 
@@ -248,3 +253,28 @@ def test_iteration_yields_inputs_as_they_complete(backend: Backend) -> None:
     assert got[0] == 7 and got[2] == 9 and isinstance(got[1], RemoteError)
     with pytest.raises(RemoteError):
         dict(batch.map(fails_on_seven, [7]))
+
+
+def test_depends_on_waits_for_other_jobs(backend: Backend) -> None:
+    first = batch.map(sleeper, [0.5], name="first")
+    second = batch.map(sleeper, [0.01], depends_on=[first, first.job_id])
+    second.wait()
+    a, b = first.to_frame(), second.to_frame()
+    assert b.loc[0, "started"] >= a.loc[0, "stopped"]
+    (detail,) = backend.describe([second.job_id])
+    assert detail["dependsOn"] == [{"jobId": first.job_id}, {"jobId": first.job_id}]
+
+
+def test_wait_draws_a_progress_bar_in_terminals(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pty
+
+    master, slave = pty.openpty()
+    with open(slave, "w", closefd=True) as terminal:
+        monkeypatch.setattr(sys, "stderr", terminal)
+        batch.map(square_or_none, range(20), chunksize=5).wait()
+    os.set_blocking(master, False)
+    drawn = os.read(master, 65536).decode()
+    os.close(master)
+    assert "20/20 done" in drawn and "[##############################]" in drawn
