@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import batchbook as batch
+from batchbook.runtime.local import create_queue
 from batchbook.server.discovery import stop_service
 
 N_SQUARES = 10_000
@@ -164,29 +165,6 @@ def run_peer(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- batchbook
-def make_queue(client: Any, name: str, max_vcpus: int) -> None:
-    """A compute environment ``<name>-ce`` and a queue ``<name>``, as tests/server/conftest.py."""
-    client.create_compute_environment(
-        computeEnvironmentName=f"{name}-ce",
-        type="MANAGED",
-        computeResources={
-            "type": "EC2",
-            "minvCpus": 0,
-            "desiredvCpus": 0,
-            "maxvCpus": max_vcpus,
-            "instanceTypes": ["optimal"],
-            "subnets": ["subnet-1"],
-            "securityGroupIds": ["sg-1"],
-            "instanceRole": "ecsInstanceRole",
-        },
-    )
-    client.create_job_queue(
-        jobQueueName=name,
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": f"{name}-ce"}],
-    )
-
-
 class Maps:
     """``batch.map(...).results()``, keeping the last MapJob and when (epoch ms) it was
     called, returned and had every result, to compare with the service's clock."""
@@ -238,7 +216,7 @@ def run_batchbook(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
         out["mib_chunks"] = len(maps.last.chunks)
         out["mib_where"] = maps.breakdown(backend)
         # 4. sleeps on a 2-vCPU compute environment (warm-up: a map of zero-second naps)
-        make_queue(backend.batch, SLEEP_QUEUE, SLEEP_VCPUS)
+        create_queue(backend.batch, SLEEP_QUEUE, SLEEP_VCPUS)
         maps(nap, [0.0] * SLEEP_VCPUS, queue=SLEEP_QUEUE)
         out["sleep"], value = timed(
             lambda: maps(nap, [SLEEP_S] * args.sleeps, vcpus=1, queue=SLEEP_QUEUE)

@@ -8,7 +8,8 @@ A run lives under ``runs/<run id>/``:
                     the manifest's ``offsets`` say where chunk i starts and ends
 - ``results/<chunk>-<attempt>.rec``  blocks of finished inputs, appended as they end
 
-A block is ``length, crc32`` and a pickled list of Outcome tuples: the inputs that
+A block is a header (pickle length, crc32, sizes of out-of-band buffers), a pickled
+list of Outcome tuples and the large payloads beside it: the inputs that
 ended since the last block (written at least every 100 ms, and at once after a
 failure). A torn last block (the worker was killed mid-write) fails its length or
 checksum and is ignored, so each input's result is all there or absent.
@@ -28,7 +29,8 @@ import cloudpickle
 
 from batchbook.errors import SerializationError
 
-_BLOCK = struct.Struct(">II")  # body length, crc32 of the body
+_BLOCK = struct.Struct(">III")  # pickle length, crc32 of pickle and buffers, buffer count
+OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pickle, not in it
 
 
 class Outcome(NamedTuple):
@@ -36,7 +38,7 @@ class Outcome(NamedTuple):
 
     index: int
     ok: bool
-    payload: bytes  # the pickled value, or a pickled dict(type, message, traceback)
+    payload: bytes | memoryview  # the pickled value, or a pickled dict(type, message, traceback)
     attempt: int
     started: int  # epoch ms
     stopped: int
@@ -59,10 +61,24 @@ def results_key(run_id: str, chunk: int, attempt: int) -> str:
     return f"runs/{run_id}/results/{chunk}-{attempt}.rec"
 
 
-def block(outcomes: list[tuple[Any, ...]]) -> bytes:
-    """One block of finished inputs (tuples in Outcome's field order), ready to append."""
-    body = pickle.dumps(outcomes, protocol=pickle.HIGHEST_PROTOCOL)
-    return _BLOCK.pack(len(body), zlib.crc32(body)) + body
+def block(outcomes: list[tuple[Any, ...]]) -> list[Any]:
+    """One block of finished inputs (tuples in Outcome's field order), as parts to append.
+
+    Large payloads travel out of band (pickle protocol 5): written as they are, after
+    the block's pickle, rather than copied into it.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    items = [
+        (*o[:2], pickle.PickleBuffer(o[2]), *o[3:]) if len(o[2]) >= OUT_OF_BAND else o
+        for o in outcomes
+    ]
+    body = pickle.dumps(items, protocol=5, buffer_callback=buffers.append)
+    raws = [b.raw() for b in buffers]
+    crc = zlib.crc32(body)
+    for raw in raws:
+        crc = zlib.crc32(raw, crc)
+    sizes = struct.pack(f">{len(raws)}Q", *(len(r) for r in raws))
+    return [_BLOCK.pack(len(body), crc, len(raws)), sizes, body, *raws]
 
 
 def read_blocks(data: bytes) -> tuple[list[Outcome], int]:
@@ -70,12 +86,25 @@ def read_blocks(data: bytes) -> tuple[list[Outcome], int]:
     out: list[Outcome] = []
     pos, view = 0, memoryview(data)
     while len(data) - pos >= _BLOCK.size:
-        size, crc = _BLOCK.unpack_from(data, pos)
-        body = view[pos + _BLOCK.size : pos + _BLOCK.size + size]
-        if len(body) < size or zlib.crc32(body) != crc:
+        size, crc, count = _BLOCK.unpack_from(data, pos)
+        pos_sizes = pos + _BLOCK.size
+        if len(data) < pos_sizes + 8 * count:
+            break
+        sizes = struct.unpack_from(f">{count}Q", data, pos_sizes)
+        start = pos_sizes + 8 * count
+        end = start + size + sum(sizes)
+        if len(data) < end:
             break  # a torn block: the worker died mid-write
-        out.extend(map(Outcome._make, pickle.loads(body)))
-        pos += _BLOCK.size + size
+        body = view[start : start + size]
+        buffers, at, check = [], start + size, zlib.crc32(body)
+        for n in sizes:
+            buffers.append(view[at : at + n])
+            check = zlib.crc32(buffers[-1], check)
+            at += n
+        if check != crc:
+            break
+        out.extend(map(Outcome._make, pickle.loads(body, buffers=buffers)))
+        pos = end
     return out, pos
 
 

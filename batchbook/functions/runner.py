@@ -83,11 +83,11 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             (index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark())
         )
         if stopped - flushed_at >= FLUSH_MS or not ok:
-            store.append(key, [block(pending)])
+            store.append(key, block(pending))
             pending.clear()
             flushed_at = stopped
     if pending:
-        store.append(key, [block(pending)])
+        store.append(key, block(pending))
     if not failed:
         return 0
     return EXIT_FAILED if retryable else EXIT_FINAL

@@ -33,11 +33,12 @@ Response = tuple[int, dict[str, str], bytes]
 
 
 class TokenBucket:
-    """At most ``rate`` requests a second on average, bursts up to ``rate``; 0 means no limit."""
+    """At most ``rate`` requests a second on average, bursts up to ``rate`` (at least 1); 0: no limit."""
 
     def __init__(self, rate: float):
         self.rate = rate
-        self._tokens = rate
+        self.burst = max(1.0, rate)
+        self._tokens = self.burst
         self._at = time.monotonic()
         self._lock = threading.Lock()
 
@@ -46,7 +47,7 @@ class TokenBucket:
             return True
         with self._lock:
             now = time.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._at) * self.rate)
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
             self._at = now
             if self._tokens < 1:
                 return False
