@@ -363,12 +363,15 @@ class Engine:
         # else: stopped as soon as it reports started
 
     # ------------------------------------------------------------------ events
-    def attempt_started(self, task_id: str, pid: int, pid_start: int | None = None) -> None:
+    def attempt_started(
+        self, task_id: str, pid: int, pid_start: int | None = None, at: int | None = None
+    ) -> None:
+        """The attempt's process started (``at``: when, epoch ms, if the launcher knows best)."""
         job = self._tasks.get(task_id)
         if job is None or job.task is None:
             return
         task = job.task
-        now = self.clock()
+        now = min(at, self.clock()) if at is not None else self.clock()
         task.pid, task.pid_start, task.started_at = pid, pid_start, now
         job.started_at = now
         self._set_status(job, "RUNNING")

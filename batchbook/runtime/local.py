@@ -301,10 +301,10 @@ class LocalBatch:
             return False
         for msg in messages:
             if msg[0] == "started":
-                _, task_id, pid, ticks = msg
+                _, task_id, pid, ticks, at = msg
                 limit = self._pids.get(task_id, (0, 0))[1]
                 self._pids[task_id] = (pid, limit)
-                self.engine.attempt_started(task_id, pid, ticks)
+                self.engine.attempt_started(task_id, pid, ticks, at)
             elif msg[0] == "exited":
                 _, task_id, code, peak_kib, cpu = msg
                 limit = self._pids.pop(task_id, (0, 0))[1]

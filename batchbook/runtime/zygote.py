@@ -10,7 +10,7 @@ children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
 
 Protocol on its stdin/stdout: frames of a 4-byte big-endian length and a pickle.
 In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
-boot ticks just after the fork) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
+boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
 When its stdin closes (the engine is gone) it kills every child group and exits.
 
 This module imports nothing from batchbook beyond the package root, on purpose; the
@@ -204,7 +204,7 @@ class Zygote:
             import importlib
 
             importlib.import_module("batchbook.functions.runner")
-        return encode(("started", task_id, pid, boot_ticks()))
+        return encode(("started", task_id, pid, boot_ticks(), time.time_ns() // 1_000_000))
 
     def become_child(
         self,
