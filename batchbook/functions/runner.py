@@ -67,21 +67,23 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     failed = retryable = 0
     lines = _LineCounter()
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
-    flushed_at = _now_ms()
+    clock, mark, peak = time.time_ns, lines.mark, _peak_kib  # the loop is hot for tiny functions
+    flushed_at = peaked_at = clock() // 1_000_000
+    peak_kib = peak()
     for index, args in zip(range(start, end), inputs, strict=True):
         if index in done:
             continue
-        began, log_start = _now_ms(), lines.mark()
+        began, log_start = clock() // 1_000_000, mark()
         try:
             payload, ok = _pickled(func(*args, **kwargs)), True
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
             payload, ok = _error_payload(e), False
-        stopped = _now_ms()
-        pending.append(
-            (index, ok, payload, attempt, began, stopped, _peak_kib(), log_start, lines.mark())
-        )
+        stopped = clock() // 1_000_000
+        if stopped != peaked_at:  # getrusage at most once a millisecond
+            peak_kib, peaked_at = peak(), stopped
+        pending.append((index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark()))
         if stopped - flushed_at >= FLUSH_MS or not ok:
             store.append(key, block(pending))
             pending.clear()
@@ -126,9 +128,11 @@ class _Counted:
         return getattr(self._stream, name)
 
 
-def _pickled(value: Any) -> bytes:
+def _pickled(
+    value: Any, dumps: Any = pickle.dumps, protocol: int = pickle.HIGHEST_PROTOCOL
+) -> bytes:
     try:
-        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        return dumps(value, protocol)
     except Exception:
         import cloudpickle  # lambdas, local classes...: slower, so only when needed
 
@@ -150,10 +154,6 @@ def _is_a(e: BaseException, name: str) -> bool:
         k.__qualname__ == name or f"{k.__module__}.{k.__qualname__}" == name
         for k in type(e).__mro__
     )
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _peak_kib() -> int:
