@@ -383,7 +383,7 @@ class _Watcher(threading.Thread):
                 if jobs:
                     for detail in self.backend.describe(list(jobs)):
                         self.update(jobs[detail["jobId"]], detail)
-                version = self.backend.wait_for_change(version, 10)
+                version = self.backend.wait_for_change(version, 10)  # any change: new jobs too
         except Exception as e:  # the service is gone: no pending future can finish now
             with self.lock:
                 jobs, self.pending = dict(self.pending), {}

@@ -105,9 +105,14 @@ class Backend:
             out += self.batch.describe_jobs(jobs=job_ids[i : i + 100])["jobs"]
         return out
 
-    def wait_for_change(self, after: int, timeout: float) -> int:
-        """Block until the Batch state may have changed since version ``after``; the new version."""
-        return self.service.wait_for_change(after, timeout)
+    def wait_for_change(
+        self, after: int, timeout: float, until_final: list[str] | None = None
+    ) -> int:
+        """Block until the Batch state may have changed since version ``after``; the new version.
+
+        ``until_final``: wake only once one of these jobs may have become final.
+        """
+        return self.service.wait_for_change(after, timeout, until_final)
 
     def wait_jobs(self, job_ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -117,7 +122,9 @@ class Backend:
             left = None if deadline is None else deadline - time.monotonic()
             if all(j["status"] in FINAL for j in jobs) or (left is not None and left <= 0):
                 return jobs
-            version = self.wait_for_change(version, 10 if left is None else min(left, 10))
+            version = self.wait_for_change(
+                version, 10 if left is None else min(left, 10), [j["jobId"] for j in jobs]
+            )
 
     # ------------------------------------------------------------ pre-flight
     def check_environment(self, modules: set[str]) -> None:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from batchbook.functions.backend import Backend
 
 FINAL = ("SUCCEEDED", "FAILED")
+PROGRESS_SECONDS = 0.25
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
@@ -158,8 +159,11 @@ class MapJob:
             left = None if deadline is None else deadline - time.monotonic()
             if self.done or (left is not None and left <= 0):
                 break
+            # Wake when the array is final; a progress bar redraws 4 times a second meanwhile.
+            step = PROGRESS_SECONDS if bar is not None else 10
+            waiting = [self.job_id, *(f.job_id for f in self.follow_ups if not f.done)]
             self._version = self.backend.wait_for_change(
-                self._version, 10 if left is None else min(left, 10)
+                self._version, step if left is None else min(left, step), waiting
             )
         if bar is not None:
             bar.close()

@@ -154,15 +154,25 @@ class LocalBatch:
                     return statuses
                 self._changed.wait(remaining)
 
-    def wait_for_change(self, after: int, timeout: float) -> int:
+    def wait_for_change(self, after: int, timeout: float, until_final: Iterable[str] = ()) -> int:
         """Block until the state version passes ``after`` (or the timeout); return the version.
 
         The version grows with every committed change, so a client that saw version v
-        learns of the next change at once, without polling.
+        learns of the next change at once, without polling. With ``until_final`` job ids,
+        only a change that leaves one of those jobs final (or unknown) counts: a waiter
+        for a whole array wakes once, not at every child's step.
         """
         deadline = time.monotonic() + timeout
+        watched = list(until_final)
+
+        def satisfied() -> bool:
+            if self.version <= after:
+                return False
+            jobs = self.engine.jobs
+            return not watched or any(i not in jobs or jobs[i].final for i in watched)
+
         with self._changed:
-            while self.version <= after:
+            while not satisfied():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closing:
                     break

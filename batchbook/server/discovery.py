@@ -62,17 +62,25 @@ class Service:
         kwargs["region_name"] = region or self.region
         return boto3.client(service_name, config=cfg, **kwargs)
 
-    def wait_for_change(self, after: int, timeout: float) -> int:
+    def wait_for_change(
+        self, after: int, timeout: float, until_final: list[str] | None = None
+    ) -> int:
         """Long-poll the service for its next state change after version ``after``.
 
         batchbook's own extension of the API (``POST /batchbook/wait``), signed like
         every request; returns the new version, or the same one after ``timeout``.
+        With ``until_final``, only a change that leaves one of those jobs final counts.
         """
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
         from botocore.credentials import Credentials as BotoCredentials
 
-        body = json.dumps({"after": after, "timeout": min(timeout, 20)}).encode()
+        request_body = {
+            "after": after,
+            "timeout": min(timeout, 20),
+            "untilFinal": until_final or [],
+        }
+        body = json.dumps(request_body).encode()
         request = AWSRequest("POST", self.url + "/batchbook/wait", data=body)
         request.headers["Content-Type"] = "application/json"
         creds = BotoCredentials(self.credentials.access_key, self.credentials.secret_key)

@@ -103,7 +103,14 @@ class BatchService:
             or not 0 <= timeout <= 20
         ):
             raise ClientError(f"timeout: {timeout!r:.40} is out of range; allowed 0 to 20 seconds")
-        return json.dumps({"version": self.lb.wait_for_change(after, timeout)}).encode()
+        jobs = request.get("untilFinal", [])
+        if (
+            not isinstance(jobs, list)
+            or not all(isinstance(j, str) for j in jobs)
+            or len(jobs) > 1000
+        ):
+            raise ClientError("untilFinal: a list of at most 1000 job ids")
+        return json.dumps({"version": self.lb.wait_for_change(after, timeout, jobs)}).encode()
 
     def _ping(self) -> Response:
         body = {
