@@ -34,3 +34,21 @@ def test_engine_layer_does_no_io() -> None:
         text = path.read_text()
         for name in banned:
             assert f"import {name}" not in text, f"{path.name} imports {name}"
+
+
+@pytest.mark.skipif(shutil.which("mypy") is None, reason="mypy is installed by the dev extra")
+def test_mypy_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "batchbook", "--ignore-missing-imports"],
+        cwd=ROOT, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_public_api_is_sorted_and_importable() -> None:
+    import batchbook
+
+    assert batchbook.__all__ == sorted(batchbook.__all__)
+    for name in batchbook.__all__:
+        assert getattr(batchbook, name) is not None
+    assert callable(batchbook.map) and issubclass(batchbook.Executor, object)

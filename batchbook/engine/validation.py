@@ -118,12 +118,12 @@ def _check(shape: Any, value: Any, path: str, response: bool = False) -> None:
         enum = getattr(shape, "enum", None)
         if enum and value not in enum:
             raise ClientError(f"{name}: {value!r:.60} is not one of {', '.join(enum)}")
-        if kind in ("integer", "long"):
+        if kind in ("integer", "long") and isinstance(value, int):
             low, high = _INT_RANGE[kind]
             if not low <= value <= high:
                 raise ClientError(f"{name}: {value} does not fit a {kind} ({low} to {high})")
             _check_bounds(shape, value, name, "")
-        elif kind == "string":
+        elif kind == "string" and isinstance(value, str):
             _check_bounds(shape, len(value), name, "characters")
             try:
                 value.encode("utf-8")

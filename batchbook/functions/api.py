@@ -542,7 +542,7 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
 
 def _manifests(backend: Backend) -> list[dict[str, Any]]:
     out = []
-    for folder in backend.store.list("runs"):
+    for folder in backend.store.keys("runs"):
         try:
             manifest = json.loads(backend.store.get(f"{folder}/run.json"))
         except FileNotFoundError:

@@ -74,7 +74,7 @@ class MapJob:
 
     def _read_outcomes(self) -> None:
         store = self.backend.store
-        for key in store.list(f"runs/{self.id}/results"):
+        for key in store.keys(f"runs/{self.id}/results"):
             seen = self._read.get(key, 0)
             data = store.read_from(key, seen)
             if not data:
@@ -82,9 +82,9 @@ class MapJob:
             outcomes, used = read_blocks(data)
             self._read[key] = seen + used
             for o in outcomes:
-                old = self._outcomes.get(o.index)
+                old = self._outcomes.get(o.input)
                 if old is None or o.attempt >= old.attempt:
-                    self._outcomes[o.index] = o
+                    self._outcomes[o.input] = o
 
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""

@@ -48,7 +48,7 @@ class LocalStore:
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
-    def list(self, prefix: str) -> list[str]:
+    def keys(self, prefix: str) -> list[str]:
         """Keys under the folder ``prefix`` (one level), sorted."""
         folder = self._path(prefix.rstrip("/"))
         try:

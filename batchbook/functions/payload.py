@@ -36,7 +36,7 @@ OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pick
 class Outcome(NamedTuple):
     """How one input ended on the worker."""
 
-    index: int
+    input: int  # the input's position in the map
     ok: bool
     payload: bytes | memoryview  # the pickled value, or a pickled dict(type, message, traceback)
     attempt: int

@@ -32,10 +32,10 @@ def finished_outcomes(store: LocalStore, run_id: str, chunk: int) -> dict[int, O
     """The latest outcome of every input of a chunk, over all its attempts so far."""
     latest: dict[int, Outcome] = {}
     prefix = f"runs/{run_id}/results"
-    keys = [k for k in store.list(prefix) if k.rsplit("/", 1)[1].split("-")[0] == str(chunk)]
+    keys = [k for k in store.keys(prefix) if k.rsplit("/", 1)[1].split("-")[0] == str(chunk)]
     for key in sorted(keys, key=lambda k: int(k.rsplit("-", 1)[1].split(".")[0])):
         for outcome in read_blocks(store.get(key))[0]:
-            latest[outcome.index] = outcome
+            latest[outcome.input] = outcome
     return latest
 
 

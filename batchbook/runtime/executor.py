@@ -128,7 +128,9 @@ def kill_stale_group(pid: int | None, forked_at: int | None) -> bool:
     from batchbook.runtime.zygote import start_ticks
 
     started = start_ticks(pid) if pid is not None else None
-    if forked_at is None or started is None or not 0 <= forked_at - started <= STARTED_WITHIN_TICKS:
+    if pid is None or forked_at is None or started is None:
+        return False
+    if not 0 <= forked_at - started <= STARTED_WITHIN_TICKS:
         return False
     Executor.signal_group(pid, signal.SIGKILL)
     return True

@@ -200,7 +200,7 @@ class LocalBatch:
     def log_streams(self) -> list[tuple[str, int]]:
         """Every attempt's log stream with its creation time (epoch ms), oldest job first."""
         with self._lock:
-            out = []
+            out: list[tuple[str, int]] = []
             for job in self.engine.jobs.values():
                 out.extend(
                     (a["container"]["logStreamName"], a["startedAt"])
