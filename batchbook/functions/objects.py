@@ -7,11 +7,14 @@ Keys are ``/``-separated paths. The local store is a folder (``file://``); an
 
 from __future__ import annotations
 
+import mmap
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from batchbook.errors import ClientError
+
+MAP_AT_LEAST = 1 << 20  # reads this big map the file instead of copying it
 
 
 class LocalStore:
@@ -57,12 +60,20 @@ class LocalStore:
             return []
         return [f"{prefix.rstrip('/')}/{n}" for n in names]
 
-    def read_from(self, key: str, offset: int) -> bytes:
-        """The object's bytes from ``offset`` on (empty if there are none yet)."""
+    def read_from(self, key: str, offset: int) -> bytes | memoryview:
+        """The object's bytes from ``offset`` on (empty if there are none yet).
+
+        Big reads are a read-only memory map of the file, not a copy of it.
+        """
         try:
             with open(self._path(key), "rb") as f:
-                f.seek(offset)
-                return f.read()
+                size = os.fstat(f.fileno()).st_size
+                if size - offset < MAP_AT_LEAST:
+                    f.seek(offset)
+                    return f.read()
+                start = offset - offset % mmap.ALLOCATIONGRANULARITY
+                mapped = mmap.mmap(f.fileno(), size - start, access=mmap.ACCESS_READ, offset=start)
+                return memoryview(mapped)[offset - start :]
         except FileNotFoundError:
             return b""
 

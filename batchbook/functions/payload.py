@@ -81,7 +81,7 @@ def block(outcomes: list[tuple[Any, ...]]) -> list[Any]:
     return [_BLOCK.pack(len(body), crc, len(raws)), sizes, body, *raws]
 
 
-def read_blocks(data: bytes) -> tuple[list[Outcome], int]:
+def read_blocks(data: bytes | memoryview) -> tuple[list[Outcome], int]:
     """The outcomes in the whole blocks at the start of ``data``, and how many bytes they took."""
     out: list[Outcome] = []
     pos, view = 0, memoryview(data)
