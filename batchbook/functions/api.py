@@ -383,7 +383,8 @@ class _Watcher(threading.Thread):
                 if jobs:
                     for detail in self.backend.describe(list(jobs)):
                         self.update(jobs[detail["jobId"]], detail)
-                version = self.backend.wait_for_change(version, 10)  # any change: new jobs too
+                # Wake when any job finished (a new future's job too): not at every step.
+                version = self.backend.wait_for_change(version, 10, finished=True)
         except Exception as e:  # the service is gone: no pending future can finish now
             with self.lock:
                 jobs, self.pending = dict(self.pending), {}

@@ -36,7 +36,8 @@ class Backend:
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
-        self._environments: dict[frozenset[str], dict[str, Any]] = {}
+        self._environments: dict[frozenset[str], dict[str, Any]] = {}  # the worker's, by modules
+        self._matching: set[frozenset[str]] = set()  # module sets found to match here
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
         self._lock = threading.Lock()
 
@@ -106,13 +107,18 @@ class Backend:
         return out
 
     def wait_for_change(
-        self, after: int, timeout: float, until_final: list[str] | None = None
+        self,
+        after: int,
+        timeout: float,
+        until_final: list[str] | None = None,
+        finished: bool = False,
     ) -> int:
         """Block until the Batch state may have changed since version ``after``; the new version.
 
         ``until_final``: wake only once one of these jobs may have become final.
+        ``finished``: count only changes in which some job became final.
         """
-        return self.service.wait_for_change(after, timeout, until_final)
+        return self.service.wait_for_change(after, timeout, until_final, finished)
 
     def wait_jobs(self, job_ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -130,12 +136,16 @@ class Backend:
     def check_environment(self, modules: set[str]) -> None:
         """Raise EnvironmentMismatch if the worker's Python or these modules differ from here."""
         key = frozenset(modules)
+        if key in self._matching:
+            return
         remote = self._environments.get(key)
         if remote is None:
             remote = self._probe(sorted(modules), self.ensure_queue(None))
             self._environments[key] = remote
         problems = environment.differences(environment.describe(sorted(modules)), remote)
-        if problems:
+        if not problems:
+            self._matching.add(key)  # checked once per set of modules and backend
+        else:
             raise EnvironmentMismatch(
                 "the worker's environment differs from this one:\n  - "
                 + "\n  - ".join(problems)

@@ -103,6 +103,7 @@ class LocalBatch:
         self._kill_at: dict[str, tuple[int, int]] = {}  # task id -> (epoch ms, pid) for SIGKILL
         self._next_memory_check = 0
         self.version = 0  # grows with every committed change (see wait_for_change)
+        self.finished = 0  # grows with every commit in which some job became final
         self._closing = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -154,19 +155,22 @@ class LocalBatch:
                     return statuses
                 self._changed.wait(remaining)
 
-    def wait_for_change(self, after: int, timeout: float, until_final: Iterable[str] = ()) -> int:
+    def wait_for_change(
+        self, after: int, timeout: float, until_final: Iterable[str] = (), finished: bool = False
+    ) -> int:
         """Block until the state version passes ``after`` (or the timeout); return the version.
 
         The version grows with every committed change, so a client that saw version v
         learns of the next change at once, without polling. With ``until_final`` job ids,
         only a change that leaves one of those jobs final (or unknown) counts: a waiter
-        for a whole array wakes once, not at every child's step.
+        for a whole array wakes once, not at every child's step. With ``finished``,
+        ``after`` and the result count the commits in which some job became final.
         """
         deadline = time.monotonic() + timeout
         watched = list(until_final)
 
         def satisfied() -> bool:
-            if self.version <= after:
+            if (self.finished if finished else self.version) <= after:
                 return False
             jobs = self.engine.jobs
             return not watched or any(i not in jobs or jobs[i].final for i in watched)
@@ -177,7 +181,7 @@ class LocalBatch:
                 if remaining <= 0 or self._closing:
                     break
                 self._changed.wait(remaining)
-            return self.version
+            return self.finished if finished else self.version
 
     def _commit(self) -> None:
         """Persist what changed since the last commit and tell the waiters (lock held)."""
@@ -185,6 +189,8 @@ class LocalBatch:
         if changes.objects or changes.jobs or changes.events:
             self.store.save(changes)
             self.version += 1
+            if any(job.final for job in changes.jobs):
+                self.finished += 1
             self._changed.notify_all()
 
     def log_events(

@@ -63,13 +63,18 @@ class Service:
         return boto3.client(service_name, config=cfg, **kwargs)
 
     def wait_for_change(
-        self, after: int, timeout: float, until_final: list[str] | None = None
+        self,
+        after: int,
+        timeout: float,
+        until_final: list[str] | None = None,
+        finished: bool = False,
     ) -> int:
         """Long-poll the service for its next state change after version ``after``.
 
         batchbook's own extension of the API (``POST /batchbook/wait``), signed like
         every request; returns the new version, or the same one after ``timeout``.
-        With ``until_final``, only a change that leaves one of those jobs final counts.
+        With ``until_final``, only a change that leaves one of those jobs final counts;
+        with ``finished``, ``after`` counts the commits in which any job became final.
         """
         from botocore.auth import SigV4Auth
         from botocore.awsrequest import AWSRequest
@@ -79,6 +84,7 @@ class Service:
             "after": after,
             "timeout": min(timeout, 20),
             "untilFinal": until_final or [],
+            "finished": finished,
         }
         body = json.dumps(request_body).encode()
         request = AWSRequest("POST", self.url + "/batchbook/wait", data=body)

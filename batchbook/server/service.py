@@ -110,7 +110,11 @@ class BatchService:
             or len(jobs) > 1000
         ):
             raise ClientError("untilFinal: a list of at most 1000 job ids")
-        return json.dumps({"version": self.lb.wait_for_change(after, timeout, jobs)}).encode()
+        finished = request.get("finished", False)
+        if not isinstance(finished, bool):
+            raise ClientError(f"finished: {finished!r:.40} is not true or false")
+        version = self.lb.wait_for_change(after, timeout, jobs, finished)
+        return json.dumps({"version": version}).encode()
 
     def _ping(self) -> Response:
         body = {
