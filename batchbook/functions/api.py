@@ -127,8 +127,9 @@ def _submit_run(
         n = source.size
         if chunksize is not None:
             raise ClientError("chunksize: a chained map uses the chunks of the map it consumes")
+        args = None
     else:
-        assert args is not None
+        args = args or []
         n = len(args)
         if n == 0:
             raise ClientError("iterables: there are no inputs")
@@ -150,7 +151,7 @@ def _submit_run(
         "n": n,
         "chunks": bounds,
         "offsets": offsets,
-        "arguments": summary(args) if args is not None else f"results of map {source.name}",  # type: ignore[union-attr]
+        "arguments": f"results of map {source.name}" if source else summary(args or []),
         "source": source.id if source else None,
         "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
         "kwargs": kwargs_bytes is not None,
@@ -172,12 +173,15 @@ def _submit_run(
         store.put(run_key(run_id, "kwargs.pkl"), kwargs_bytes)
     if args is not None:
         store.put(run_key(run_id, "inputs.pkl"), inputs_bytes)
-    store.put(
-        run_key(run_id, "run.json"), to_json(manifest)
-    )  # the workers read it: before submitting
+    # The workers read the manifest, so it is there before the job; then again with the job id.
+    store.put(run_key(run_id, "run.json"), to_json(manifest))
     request = _job_request(backend, manifest, store.url, dependencies, source)
-    manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
-    store.put(run_key(run_id, "run.json"), to_json(manifest))  # now with the job, for attach/jobs
+    try:
+        manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
+    except Exception:
+        store.remove(f"runs/{run_id}")  # nothing was accepted: leave nothing behind
+        raise
+    store.put(run_key(run_id, "run.json"), to_json(manifest))
     job = MapJob(backend, manifest)
     if max_failures is not None:
         _FailureGuard(job, max_failures).start()

@@ -15,7 +15,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from batchbook.errors import EnvironmentMismatch, JobFailed
+from batchbook.errors import (
+    BatchbookError,
+    ClientError,
+    EnvironmentMismatch,
+    ResourceNotFound,
+    ServerError,
+    ThrottlingError,
+)
 from batchbook.functions import environment
 from batchbook.functions.objects import LocalStore
 from batchbook.runtime.local import create_queue
@@ -31,8 +38,8 @@ class Backend:
 
     def __init__(self, service: Any, store: LocalStore, queue: str = DEFAULT_QUEUE):
         self.service = service
-        self.batch = service.client("batch")
-        self.logs = service.client("logs")
+        self.batch = MappedErrors(service.client("batch"))
+        self.logs = MappedErrors(service.client("logs"))
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
@@ -57,7 +64,7 @@ class Backend:
                 return name
             if not self.batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
                 if name != DEFAULT_QUEUE:
-                    raise JobFailed(f"queue: job queue {name!r} does not exist")
+                    raise ClientError(f"queue: job queue {name!r} does not exist")
                 create_queue(self.batch, DEFAULT_QUEUE, os.cpu_count() or 1)
             self._ready.add(name)
             return name
@@ -180,6 +187,41 @@ class Backend:
                 f"{detail['status']} {detail.get('statusReason', '')}"
             )
         return json.loads(self.store.get(key))
+
+
+class MappedErrors:
+    """A boto3 client whose errors arrive as batchbook.errors (the one exception tree)."""
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name.startswith(("get_", "can_")):
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            from botocore.exceptions import ClientError as BotoClientError
+
+            try:
+                return attr(*args, **kwargs)
+            except BotoClientError as e:
+                raise mapped_error(e) from e
+
+        return call
+
+
+def mapped_error(e: Any) -> BatchbookError:
+    error = e.response.get("Error", {})
+    code, message = error.get("Code", ""), error.get("Message", str(e))
+    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+    if code in ("TooManyRequestsException", "ThrottlingException"):
+        return ThrottlingError(message)
+    if code == "ResourceNotFoundException":
+        return ResourceNotFound(message)
+    if status < 500:
+        return ClientError(message)
+    return ServerError(f"{code}: {message}")
 
 
 _current: Backend | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import shutil
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -59,6 +60,10 @@ class LocalStore:
         except FileNotFoundError:
             return []
         return [f"{prefix.rstrip('/')}/{n}" for n in names]
+
+    def remove(self, prefix: str) -> None:
+        """Delete every object under the folder ``prefix``."""
+        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
 
     def read_from(self, key: str, offset: int) -> bytes | memoryview:
         """The object's bytes from ``offset`` on (empty if there are none yet).
