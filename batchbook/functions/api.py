@@ -25,6 +25,7 @@ from batchbook.functions.payload import (
     chunk_inputs,
     code_hash,
     dumps,
+    offsets_index,
     pickle_function,
     run_key,
     summary,
@@ -149,8 +150,7 @@ def _submit_run(
         "codeHash": code_hash(func, function_bytes),
         "created": int(time.time() * 1000),
         "n": n,
-        "chunks": bounds,
-        "offsets": offsets,
+        "chunksize": bounds[0][1] - bounds[0][0],  # every chunk but the last has this many
         "arguments": f"results of map {source.name}" if source else summary(args or []),
         "source": source.id if source else None,
         "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
@@ -173,6 +173,7 @@ def _submit_run(
         store.put(run_key(run_id, "kwargs.pkl"), kwargs_bytes)
     if args is not None:
         store.put(run_key(run_id, "inputs.pkl"), inputs_bytes)
+        store.put(run_key(run_id, "inputs.idx"), offsets_index(offsets))
     # The workers read the manifest, so it is there before the job; then again with the job id.
     store.put(run_key(run_id, "run.json"), to_json(manifest))
     request = _job_request(backend, manifest, store.url, dependencies, source)
@@ -220,8 +221,9 @@ def _job_request(
         request["retryStrategy"]["evaluateOnExit"] = [
             {"onExitCode": str(EXIT_FINAL), "action": "EXIT"}
         ]
-    if len(manifest["chunks"]) > 1:
-        request["arrayProperties"] = {"size": len(manifest["chunks"])}
+    chunks = -(-manifest["n"] // manifest["chunksize"])
+    if chunks > 1:
+        request["arrayProperties"] = {"size": chunks}
     if opts["timeout"]:
         request["timeout"] = {"attemptDurationSeconds": opts["timeout"]}
     depends = [{"jobId": d} for d in dependencies]

@@ -6,6 +6,7 @@ one per chunk of inputs) and the object store (one result frame per input).
 
 from __future__ import annotations
 
+import itertools
 import json
 import pickle
 import sys
@@ -15,7 +16,8 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import JobFailed, RemoteError
-from batchbook.functions.payload import Outcome, read_blocks, run_key
+from batchbook.functions.options import chunk_bounds_of
+from batchbook.functions.payload import Outcome, chunk_offsets_all, read_blocks, run_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +39,10 @@ class MapJob:
         self.name: str = manifest["name"]
         self.job_id: str = manifest["jobId"]
         self.size: int = manifest["n"]
-        self.chunks: list[tuple[int, int]] = [tuple(c) for c in manifest["chunks"]]  # type: ignore[misc]
+        self.chunks = chunk_bounds_of(manifest["n"], manifest["chunksize"])
         self._outcomes: dict[int, Outcome] = {}
         self._read: dict[str, int] = {}  # results key -> bytes consumed
+        self._complete: set[str] = set()  # results keys of final chunks, read to the end
         self._details: dict[
             int, dict[str, Any]
         ] = {}  # chunk -> DescribeJobs detail (final ones kept)
@@ -63,24 +66,23 @@ class MapJob:
         return [f"{self.job_id}:{i}" for i in range(len(self.chunks))]
 
     def _chunk_of(self, index: int) -> int:
-        lo, hi = 0, len(self.chunks) - 1
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.chunks[mid][0] <= index:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        return index // self.manifest["chunksize"]
 
     def _read_outcomes(self) -> None:
+        """Read the result blocks written since the last call (a final chunk's file only once)."""
         store = self.backend.store
+        parent_final = self._parent.get("status") in FINAL
         for key in store.keys(f"runs/{self.id}/results"):
+            if key in self._complete:
+                continue
+            chunk = int(key.rsplit("/", 1)[1].split("-", 1)[0])
+            final = parent_final or self._details.get(chunk, {}).get("status") in FINAL
             seen = self._read.get(key, 0)
             data = store.read_from(key, seen)
-            if not data:
-                continue
             outcomes, used = read_blocks(data)
             self._read[key] = seen + used
+            if final:
+                self._complete.add(key)  # its process has exited: the file will not grow
             for o in outcomes:
                 old = self._outcomes.get(o.input)
                 if old is None or o.attempt >= old.attempt:
@@ -245,11 +247,16 @@ class MapJob:
 
     def inputs(self) -> list[tuple[Any, ...]]:
         """The argument tuples of every input, read back from the object store."""
-        from batchbook.functions.runner import load_chunk
-
+        store = self.backend.store
+        if self.manifest.get("source"):  # chained: the inputs are the source map's results
+            source = MapJob.load(self.backend, self.manifest["source"])
+            source._refresh(details=True)  # as they are now: an unfinished one shows as such
+            return [(source._result(i, return_exceptions=True),) for i in range(self.size)]
+        data = store.get(run_key(self.id, "inputs.pkl"))  # one read, sliced per chunk
+        offsets = chunk_offsets_all(store.get(run_key(self.id, "inputs.idx")))
         out: list[tuple[Any, ...]] = []
-        for chunk in range(len(self.chunks)):
-            out.extend(load_chunk(self.backend.store, self.manifest, chunk))
+        for first, last in itertools.pairwise(offsets):
+            out.extend(pickle.loads(data[first:last]))
         return out
 
     def to_frame(self) -> pd.DataFrame:

@@ -74,6 +74,11 @@ def check_env(env: Any) -> dict[str, str]:
 CHUNKS_PER_SLOT = 2  # enough to balance uneven inputs; every chunk costs a process start
 
 
+def chunk_bounds_of(n: int, chunksize: int) -> list[tuple[int, int]]:
+    """The input index ranges of the chunks of a run of ``n`` inputs."""
+    return [(start, min(start + chunksize, n)) for start in range(0, n, chunksize)]
+
+
 def chunk_bounds(n: int, chunksize: int | None, parallelism: int) -> list[tuple[int, int]]:
     """Index ranges of the chunks: ``chunksize`` inputs each, or about 2 per worker slot."""
     if n == 0:
@@ -83,7 +88,7 @@ def chunk_bounds(n: int, chunksize: int | None, parallelism: int) -> list[tuple[
         chunksize = math.ceil(n / chunks)
     else:
         check_int("chunksize", chunksize, 1)
-    bounds = [(start, min(start + chunksize, n)) for start in range(0, n, chunksize)]
+    bounds = chunk_bounds_of(n, chunksize)
     if len(bounds) > 10_000:
         raise ClientError(
             f"chunksize: {chunksize} makes {len(bounds)} chunks; an array job has at most 10,000 "

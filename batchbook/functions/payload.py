@@ -4,8 +4,8 @@ A run lives under ``runs/<run id>/``:
 
 - ``run.json``      the manifest: name, function, code hash, input count and chunks, job id
 - ``function.pkl``  the function, pickled by value with cloudpickle
-- ``inputs.pkl``    one pickle per chunk (a list of argument tuples), back to back;
-                    the manifest's ``offsets`` say where chunk i starts and ends
+- ``inputs.pkl``    one pickle per chunk (a list of argument tuples), back to back
+- ``inputs.idx``    where chunk i's pickle starts and ends (big-endian uint64 offsets)
 - ``results/<chunk>-<attempt>.rec``  blocks of finished inputs, appended as they end
 
 A block is a header (pickle length, crc32, sizes of out-of-band buffers), a pickled
@@ -134,6 +134,21 @@ def pickle_function(func: Any) -> bytes:
     finally:
         for module in local:
             cloudpickle.unregister_pickle_by_value(module)
+
+
+def offsets_index(offsets: list[int]) -> bytes:
+    return struct.pack(f">{len(offsets)}Q", *offsets)
+
+
+def chunk_offsets(index: bytes) -> tuple[int, int]:
+    """Where one chunk's pickle starts and ends (16 bytes of ``inputs.idx``)."""
+    start, end = struct.unpack(">2Q", index)
+    return start, end
+
+
+def chunk_offsets_all(index: bytes) -> tuple[int, ...]:
+    """Every chunk's start, and the end of the last (all of ``inputs.idx``)."""
+    return struct.unpack(f">{len(index) // 8}Q", index)
 
 
 def chunk_inputs(

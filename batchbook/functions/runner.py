@@ -21,35 +21,46 @@ import traceback
 from typing import Any
 
 from batchbook.functions.objects import LocalStore, open_store
-from batchbook.functions.payload import Outcome, block, read_blocks, results_key, run_key
+from batchbook.functions.options import chunk_bounds_of
+from batchbook.functions.payload import (
+    Outcome,
+    block,
+    chunk_offsets,
+    read_blocks,
+    results_key,
+    run_key,
+)
 
 EXIT_FAILED = 1
 EXIT_FINAL = 2
 FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
 
 
-def finished_outcomes(store: LocalStore, run_id: str, chunk: int) -> dict[int, Outcome]:
-    """The latest outcome of every input of a chunk, over all its attempts so far."""
+MAX_ATTEMPTS = 10  # Batch's limit
+
+
+def finished_outcomes(
+    store: LocalStore, run_id: str, chunk: int, before: int = MAX_ATTEMPTS + 1
+) -> dict[int, Outcome]:
+    """The latest outcome of every input of a chunk, over its attempts before ``before``."""
     latest: dict[int, Outcome] = {}
-    prefix = f"runs/{run_id}/results"
-    keys = [k for k in store.keys(prefix) if k.rsplit("/", 1)[1].split("-")[0] == str(chunk)]
-    for key in sorted(keys, key=lambda k: int(k.rsplit("-", 1)[1].split(".")[0])):
-        for outcome in read_blocks(store.get(key))[0]:
+    for attempt in range(1, before):  # a few existence checks, not a listing of every chunk's
+        for outcome in read_blocks(store.read_from(results_key(run_id, chunk, attempt), 0))[0]:
             latest[outcome.input] = outcome
     return latest
 
 
 def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[tuple[Any, ...]]:
     source = manifest.get("source")
+    start, end = chunk_bounds_of(manifest["n"], manifest["chunksize"])[chunk]
     if source:  # chained: the inputs are the values of the same chunk of the source run
         done = finished_outcomes(store, source, chunk)
-        start, end = manifest["chunks"][chunk]
         return [(done[i].value(),) for i in range(start, end)]
-    offsets = manifest["offsets"]
-    data = store.get_range(
-        run_key(manifest["id"], "inputs.pkl"), offsets[chunk], offsets[chunk + 1]
+    run = manifest["id"]
+    first, last = chunk_offsets(
+        store.get_range(run_key(run, "inputs.idx"), 8 * chunk, 8 * chunk + 16)
     )
-    return pickle.loads(data)
+    return pickle.loads(store.get_range(run_key(run, "inputs.pkl"), first, last))
 
 
 def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
@@ -60,9 +71,9 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         pickle.loads(store.get(run_key(run_id, "kwargs.pkl"))) if manifest.get("kwargs") else {}
     )
     retry_on = tuple(manifest.get("retryOn") or ())
-    start, end = manifest["chunks"][chunk]
+    start = manifest["chunksize"] * chunk
     inputs = load_chunk(store, manifest, chunk)
-    done = {i for i, o in finished_outcomes(store, run_id, chunk).items() if o.ok}
+    done = {i for i, o in finished_outcomes(store, run_id, chunk, attempt).items() if o.ok}
     key = results_key(run_id, chunk, attempt)
     failed = retryable = 0
     lines = _LineCounter()
@@ -70,7 +81,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     clock, mark, peak = time.time_ns, lines.mark, _peak_kib  # the loop is hot for tiny functions
     flushed_at = peaked_at = clock() // 1_000_000
     peak_kib = peak()
-    for index, args in zip(range(start, end), inputs, strict=True):
+    for index, args in enumerate(inputs, start):
         if index in done:
             continue
         began, log_start = clock() // 1_000_000, mark()

@@ -287,3 +287,12 @@ def test_a_refused_submission_leaves_no_run_behind(backend: Backend) -> None:
     ):
         batch.map(str, [1], timeout=10**7)  # over Batch's 14-day limit: SubmitJob says no
     assert set(backend.store.keys("runs")) == before
+
+
+def test_a_chained_map_after_a_failure_reports_both(backend: Backend) -> None:
+    first = batch.map(fails_on_seven, [6, 7], chunksize=1)
+    second = batch.map(second_step, first)
+    frame = second.wait().to_frame()
+    assert frame.loc[0, "result"] == 8 and frame.loc[0, "input"] == 7
+    assert frame.loc[1, "status"] == "FAILED" and frame.loc[1, "error"] == "Dependent Job failed"
+    assert "RemoteError" in frame.loc[1, "input"]
