@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.errors import BatchbookError, ClientError, JobFailed
+from batchbook.errors import BatchbookError, ClientError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend, current
 from batchbook.functions.mapjob import FINAL, MapJob
@@ -22,11 +22,14 @@ from batchbook.functions.options import (
     parse_memory,
 )
 from batchbook.functions.payload import (
+    LEDGER,
     chunk_inputs,
     code_hash,
     dumps,
-    offsets_index,
+    pack_payload,
     pickle_function,
+    read_ledger,
+    read_part,
     run_key,
     summary,
     to_json,
@@ -168,21 +171,22 @@ def _submit_run(
         },
     }
     store = backend.store
-    store.put(run_key(run_id, "function.pkl"), function_bytes)
-    if kwargs_bytes is not None:
-        store.put(run_key(run_id, "kwargs.pkl"), kwargs_bytes)
-    if args is not None:
-        store.put(run_key(run_id, "inputs.pkl"), inputs_bytes)
-        store.put(run_key(run_id, "inputs.idx"), offsets_index(offsets))
-    # The workers read the manifest, so it is there before the job; then again with the job id.
-    store.put(run_key(run_id, "run.json"), to_json(manifest))
+    parts, manifest["payload"] = pack_payload(
+        function_bytes, kwargs_bytes or b"", inputs_bytes, offsets
+    )
+    store.create(run_key(run_id, "payload.bin"), parts)
+    store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     request = _job_request(backend, manifest, store.url, dependencies, source)
     try:
         manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
         store.remove(f"runs/{run_id}")  # nothing was accepted: leave nothing behind
         raise
-    store.put(run_key(run_id, "run.json"), to_json(manifest))
+    ledger = {
+        k: manifest[k]
+        for k in ("id", "jobId", "name", "function", "codeHash", "created", "n", "arguments")
+    }
+    store.append(LEDGER, [json.dumps(ledger).encode() + b"\n"])
     job = MapJob(backend, manifest)
     if max_failures is not None:
         _FailureGuard(job, max_failures).start()
@@ -282,7 +286,8 @@ def resubmit(job: MapJob, indices: list[int], **options: Any) -> MapJob:
     import pickle
 
     inputs = job.inputs()
-    func = pickle.loads(job.backend.store.get(run_key(job.id, "function.pkl")))
+    layout = job.manifest["payload"]
+    func = pickle.loads(read_part(job.backend.store, job.id, layout["function"]))
     opts = job.manifest["options"]
     merged = {
         "vcpus": opts["vcpus"],
@@ -298,7 +303,7 @@ def resubmit(job: MapJob, indices: list[int], **options: Any) -> MapJob:
     }
     kwargs = {}
     if job.manifest.get("kwargs"):
-        kwargs = pickle.loads(job.backend.store.get(run_key(job.id, "kwargs.pkl")))
+        kwargs = pickle.loads(read_part(job.backend.store, job.id, layout["kwargs"]))
     return _submit_run(
         func,
         [inputs[i] for i in indices],
@@ -498,14 +503,14 @@ class Executor(concurrent.futures.Executor):
 def attach(name_or_id: str, backend: Backend | None = None) -> MapJob:
     """The MapJob of an earlier run (by run id, job id or name: the latest of that name)."""
     backend = backend or current()
-    runs = _manifests(backend)
-    for m in runs:
-        if name_or_id in (m["id"], m.get("jobId")):
-            return MapJob(backend, m)
-    named = [m for m in runs if m["name"] == name_or_id]
+    runs = read_ledger(backend.store)
+    for run in runs:
+        if name_or_id in (run["id"], run["jobId"]):
+            return MapJob.load(backend, run["id"])
+    named = [run for run in runs if run["name"] == name_or_id]
     if not named:
-        raise JobFailed(f"attach: no run has the id or name {name_or_id!r}; see batch.jobs()")
-    return MapJob(backend, max(named, key=lambda m: m["created"]))
+        raise ClientError(f"attach: no run has the id or name {name_or_id!r}; see batch.jobs()")
+    return MapJob.load(backend, max(named, key=lambda run: run["created"])["id"])
 
 
 def jobs(backend: Backend | None = None) -> pd.DataFrame:
@@ -513,47 +518,35 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
     import pandas as pd
 
     backend = backend or current()
-    runs = sorted(_manifests(backend), key=lambda m: m["created"], reverse=True)
+    runs = sorted(read_ledger(backend.store), key=lambda run: run["created"], reverse=True)
     statuses = {}
-    ids = [m["jobId"] for m in runs if m.get("jobId")]
-    if ids:
-        statuses = {d["jobId"]: d["status"] for d in backend.describe(ids)}
+    if runs:
+        statuses = {d["jobId"]: d["status"] for d in backend.describe([r["jobId"] for r in runs])}
+    columns = [
+        "name",
+        "run_id",
+        "function",
+        "code_hash",
+        "inputs",
+        "arguments",
+        "created",
+        "status",
+        "job_id",
+    ]
     return pd.DataFrame(
         [
-            {
-                "name": m["name"],
-                "run_id": m["id"],
-                "function": m["function"],
-                "code_hash": m["codeHash"],
-                "inputs": m["n"],
-                "arguments": m["arguments"],
-                "created": pd.to_datetime(m["created"], unit="ms"),
-                "status": statuses.get(m.get("jobId", ""), "UNKNOWN"),
-                "job_id": m.get("jobId"),
-            }
-            for m in runs
+            [
+                run["name"],
+                run["id"],
+                run["function"],
+                run["codeHash"],
+                run["n"],
+                run["arguments"],
+                pd.to_datetime(run["created"], unit="ms"),
+                statuses.get(run["jobId"], "UNKNOWN"),
+                run["jobId"],
+            ]
+            for run in runs
         ],
-        columns=[
-            "name",
-            "run_id",
-            "function",
-            "code_hash",
-            "inputs",
-            "arguments",
-            "created",
-            "status",
-            "job_id",
-        ],
+        columns=columns,
     )
-
-
-def _manifests(backend: Backend) -> list[dict[str, Any]]:
-    out = []
-    for folder in backend.store.keys("runs"):
-        try:
-            manifest = json.loads(backend.store.get(f"{folder}/run.json"))
-        except FileNotFoundError:
-            continue  # a run being written
-        if manifest.get("jobId"):  # else its submission failed: nothing to attach to
-            out.append(manifest)
-    return out

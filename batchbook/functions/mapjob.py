@@ -6,7 +6,6 @@ one per chunk of inputs) and the object store (one result frame per input).
 
 from __future__ import annotations
 
-import itertools
 import json
 import pickle
 import sys
@@ -15,9 +14,9 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.errors import JobFailed, RemoteError
+from batchbook.errors import ClientError, JobFailed, RemoteError
 from batchbook.functions.options import chunk_bounds_of
-from batchbook.functions.payload import Outcome, chunk_offsets_all, read_blocks, run_key
+from batchbook.functions.payload import Outcome, all_chunks, read_blocks, read_ledger, run_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -56,7 +55,13 @@ class MapJob:
 
     @classmethod
     def load(cls, backend: Backend, run_id: str) -> MapJob:
-        return cls(backend, json.loads(backend.store.get(run_key(run_id, "run.json"))))
+        manifest = json.loads(backend.store.get(run_key(run_id, "run.json")))
+        if "jobId" not in manifest:  # written before the job existed: the ledger has its id
+            job_ids = {run["id"]: run["jobId"] for run in read_ledger(backend.store)}
+            if run_id not in job_ids:
+                raise ClientError(f"run {run_id}: it was never submitted")
+            manifest["jobId"] = job_ids[run_id]
+        return cls(backend, manifest)
 
     # ------------------------------------------------------------------ state
     @property
@@ -252,12 +257,7 @@ class MapJob:
             source = MapJob.load(self.backend, self.manifest["source"])
             source._refresh(details=True)  # as they are now: an unfinished one shows as such
             return [(source._result(i, return_exceptions=True),) for i in range(self.size)]
-        data = store.get(run_key(self.id, "inputs.pkl"))  # one read, sliced per chunk
-        offsets = chunk_offsets_all(store.get(run_key(self.id, "inputs.idx")))
-        out: list[tuple[Any, ...]] = []
-        for first, last in itertools.pairwise(offsets):
-            out.extend(pickle.loads(data[first:last]))
-        return out
+        return all_chunks(self.manifest["payload"], store.get(run_key(self.id, "payload.bin")))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input: input, result, status, error, traceback, attempts, times, memory, log, job."""

@@ -11,6 +11,7 @@ import mmap
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from batchbook.errors import ClientError
@@ -40,6 +41,16 @@ class LocalStore:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         tmp.write_bytes(data)
         tmp.replace(path)
+
+    def create(self, key: str, parts: list[bytes]) -> None:
+        """Write a new object that nobody reads before it is complete (no temporary file)."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            _write_all(fd, parts)
+        finally:
+            os.close(fd)
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -88,15 +99,19 @@ class LocalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            view = [memoryview(p) for p in parts]
-            while view:
-                written = os.writev(fd, view[:1024])
-                while view and written >= len(view[0]):
-                    written -= len(view.pop(0))
-                if written:
-                    view[0] = view[0][written:]
+            _write_all(fd, parts)
         finally:
             os.close(fd)
+
+
+def _write_all(fd: int, parts: list[Any]) -> None:
+    view = [memoryview(p) for p in parts]
+    while view:
+        written = os.writev(fd, view[:1024])
+        while view and written >= len(view[0]):
+            written -= len(view.pop(0))
+        if written:
+            view[0] = view[0][written:]
 
 
 def open_store(url: str) -> LocalStore:

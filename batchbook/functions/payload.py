@@ -2,11 +2,16 @@
 
 A run lives under ``runs/<run id>/``:
 
-- ``run.json``      the manifest: name, function, code hash, input count and chunks, job id
-- ``function.pkl``  the function, pickled by value with cloudpickle
-- ``inputs.pkl``    one pickle per chunk (a list of argument tuples), back to back
-- ``inputs.idx``    where chunk i's pickle starts and ends (big-endian uint64 offsets)
+- ``run.json``     the manifest: name, function, code hash, inputs, chunk size, options,
+                   and where each part of the payload lies
+- ``payload.bin``  written once, in one file (every file created costs here): the
+                   function (cloudpickle, by value), the keyword arguments, one pickle
+                   per chunk (a list of argument tuples) and an index of the chunks'
+                   offsets (big-endian uint64)
 - ``results/<chunk>-<attempt>.rec``  blocks of finished inputs, appended as they end
+
+and ``ledger.jsonl`` at the store's root gets a line per submitted run (its id, job
+id, name, function, code hash, inputs, time): batch.jobs() and attach read it.
 
 A block is a header (pickle length, crc32, sizes of out-of-band buffers), a pickled
 list of Outcome tuples and the large payloads beside it: the inputs that
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import pickle
 import struct
@@ -53,8 +59,30 @@ class Outcome(NamedTuple):
         return pickle.loads(self.payload)
 
 
+LEDGER = "ledger.jsonl"
+
+
 def run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
+
+
+def read_ledger(store: Any) -> list[dict[str, Any]]:
+    """Every submitted run's ledger line (a torn last line, from a crash mid-write, is skipped)."""
+    try:
+        lines = store.get(LEDGER).splitlines()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in lines:
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            continue
+    return out
+
+
+def read_part(store: Any, run_id: str, span: list[int]) -> bytes:
+    return store.get_range(run_key(run_id, "payload.bin"), span[0], span[1])
 
 
 def results_key(run_id: str, chunk: int, attempt: int) -> str:
@@ -136,19 +164,40 @@ def pickle_function(func: Any) -> bytes:
             cloudpickle.unregister_pickle_by_value(module)
 
 
-def offsets_index(offsets: list[int]) -> bytes:
-    return struct.pack(f">{len(offsets)}Q", *offsets)
+def pack_payload(
+    function: bytes, kwargs: bytes, inputs: bytes, offsets: list[int]
+) -> tuple[list[bytes], dict[str, list[int]]]:
+    """The parts of ``payload.bin`` and the layout (byte spans) the manifest keeps of them."""
+    index = struct.pack(f">{len(offsets)}Q", *offsets)
+    spans, parts, pos = {}, [], 0
+    for name, part in (
+        ("function", function),
+        ("kwargs", kwargs),
+        ("inputs", inputs),
+        ("index", index),
+    ):
+        spans[name] = [pos, pos + len(part)]
+        parts.append(part)
+        pos += len(part)
+    return parts, spans
 
 
-def chunk_offsets(index: bytes) -> tuple[int, int]:
-    """Where one chunk's pickle starts and ends (16 bytes of ``inputs.idx``)."""
-    start, end = struct.unpack(">2Q", index)
-    return start, end
+def chunk_span(layout: dict[str, list[int]], index_bytes: bytes) -> tuple[int, int]:
+    """The byte span in ``payload.bin`` of one chunk's inputs, from its 16 index bytes."""
+    first, last = struct.unpack(">2Q", index_bytes)
+    base = layout["inputs"][0]
+    return base + first, base + last
 
 
-def chunk_offsets_all(index: bytes) -> tuple[int, ...]:
-    """Every chunk's start, and the end of the last (all of ``inputs.idx``)."""
-    return struct.unpack(f">{len(index) // 8}Q", index)
+def all_chunks(layout: dict[str, list[int]], payload: bytes | memoryview) -> list[Any]:
+    """Every input's argument tuple, from the whole ``payload.bin``."""
+    start, end = layout["index"]
+    offsets = struct.unpack(f">{(end - start) // 8}Q", payload[start:end])
+    base = layout["inputs"][0]
+    out: list[Any] = []
+    for first, last in itertools.pairwise(offsets):
+        out.extend(pickle.loads(payload[base + first : base + last]))
+    return out
 
 
 def chunk_inputs(

@@ -25,8 +25,9 @@ from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     Outcome,
     block,
-    chunk_offsets,
+    chunk_span,
     read_blocks,
+    read_part,
     results_key,
     run_key,
 )
@@ -56,20 +57,19 @@ def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[
     if source:  # chained: the inputs are the values of the same chunk of the source run
         done = finished_outcomes(store, source, chunk)
         return [(done[i].value(),) for i in range(start, end)]
-    run = manifest["id"]
-    first, last = chunk_offsets(
-        store.get_range(run_key(run, "inputs.idx"), 8 * chunk, 8 * chunk + 16)
+    layout, run = manifest["payload"], manifest["id"]
+    at = layout["index"][0] + 8 * chunk
+    return pickle.loads(
+        read_part(store, run, list(chunk_span(layout, read_part(store, run, [at, at + 16]))))
     )
-    return pickle.loads(store.get_range(run_key(run, "inputs.pkl"), first, last))
 
 
 def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     store = open_store(store_url)
     manifest = json.loads(store.get(run_key(run_id, "run.json")))
-    func = pickle.loads(store.get(run_key(run_id, "function.pkl")))
-    kwargs = (
-        pickle.loads(store.get(run_key(run_id, "kwargs.pkl"))) if manifest.get("kwargs") else {}
-    )
+    layout = manifest["payload"]
+    func = pickle.loads(read_part(store, run_id, layout["function"]))
+    kwargs = pickle.loads(read_part(store, run_id, layout["kwargs"])) if manifest["kwargs"] else {}
     retry_on = tuple(manifest.get("retryOn") or ())
     start = manifest["chunksize"] * chunk
     inputs = load_chunk(store, manifest, chunk)
