@@ -71,7 +71,11 @@ def check_env(env: Any) -> dict[str, str]:
     return {k: str(v) for k, v in env.items()}
 
 
-CHUNKS_PER_SLOT = 2  # enough to balance uneven inputs; every chunk costs a process start
+# Every chunk costs a process start, so there are few: two per worker slot, to balance
+# uneven inputs, or one when each chunk holds so many inputs that their differences
+# average out (the spread of a sum of k costs grows like sqrt(k), the sum like k).
+CHUNKS_PER_SLOT = 2
+MANY_INPUTS_PER_SLOT = 500
 
 
 def chunk_bounds_of(n: int, chunksize: int) -> list[tuple[int, int]]:
@@ -80,11 +84,12 @@ def chunk_bounds_of(n: int, chunksize: int) -> list[tuple[int, int]]:
 
 
 def chunk_bounds(n: int, chunksize: int | None, parallelism: int) -> list[tuple[int, int]]:
-    """Index ranges of the chunks: ``chunksize`` inputs each, or about 2 per worker slot."""
+    """Index ranges of the chunks: ``chunksize`` inputs each, or 1-2 per worker slot."""
     if n == 0:
         return []
     if chunksize is None:
-        chunks = min(n, max(1, CHUNKS_PER_SLOT * parallelism))
+        per_slot = 1 if n >= MANY_INPUTS_PER_SLOT * parallelism else CHUNKS_PER_SLOT
+        chunks = min(n, max(1, per_slot * parallelism))
         chunksize = math.ceil(n / chunks)
     else:
         check_int("chunksize", chunksize, 1)
