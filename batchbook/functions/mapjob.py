@@ -174,8 +174,7 @@ class MapJob:
             )
         if bar is not None:
             bar.close()
-        self._refresh(details=True)
-        return self
+        return self  # the last _refresh read every result; per-chunk details come when asked
 
     def as_completed(self, return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
         """``(index, result)`` as inputs finish; a failed input raises unless ``return_exceptions``."""
@@ -238,6 +237,7 @@ class MapJob:
         ):
             loads = pickle.loads  # every input has a value: skip the per-input bookkeeping
             return [loads(outcomes[i].payload) for i in range(self.size)]
+        self._refresh(details=True)  # failures: their chunks' reasons
         return [self._result(i, return_exceptions) for i in range(self.size)]
 
     def exceptions(self) -> dict[int, Exception]:
