@@ -44,13 +44,7 @@ class LocalStore:
 
     def create(self, key: str, parts: list[bytes]) -> None:
         """Write a new object that nobody reads before it is complete (no temporary file)."""
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            _write_all(fd, parts)
-        finally:
-            os.close(fd)
+        self._write(key, parts, os.O_CREAT | os.O_EXCL)
 
     def get(self, key: str) -> bytes:
         return self._path(key).read_bytes()
@@ -95,23 +89,22 @@ class LocalStore:
 
     def append(self, key: str, parts: list[bytes]) -> None:
         """Append whole frames, written together to a file opened for appending."""
+        self._write(key, parts, os.O_APPEND | os.O_CREAT)
+
+    def _write(self, key: str, parts: list[Any], flags: int) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | flags, 0o644)
         try:
-            _write_all(fd, parts)
+            view = [memoryview(p) for p in parts]
+            while view:  # writev may write less than asked: go on from where it stopped
+                written = os.writev(fd, view[:1024])
+                while view and written >= len(view[0]):
+                    written -= len(view.pop(0))
+                if written:
+                    view[0] = view[0][written:]
         finally:
             os.close(fd)
-
-
-def _write_all(fd: int, parts: list[Any]) -> None:
-    view = [memoryview(p) for p in parts]
-    while view:
-        written = os.writev(fd, view[:1024])
-        while view and written >= len(view[0]):
-            written -= len(view.pop(0))
-        if written:
-            view[0] = view[0][written:]
 
 
 def open_store(url: str) -> LocalStore:
