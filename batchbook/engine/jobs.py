@@ -101,9 +101,8 @@ class Job:
     is_terminated: bool = False
     ce: str | None = None
     task: Task | None = None
-    tags: dict[str, str] = field(
-        default_factory=dict
-    )  # top-level jobs; children share the parent's
+    # top-level jobs only; an array's children share the parent's
+    tags: dict[str, str] = field(default_factory=dict)
     # array parents only
     children: list[Job] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)

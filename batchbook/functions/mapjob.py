@@ -42,9 +42,8 @@ class MapJob:
         self._outcomes: dict[int, Outcome] = {}
         self._read: dict[str, int] = {}  # results key -> bytes consumed
         self._complete: set[str] = set()  # results keys of final chunks, read to the end
-        self._details: dict[
-            int, dict[str, Any]
-        ] = {}  # chunk -> DescribeJobs detail (final ones kept)
+        # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
+        self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
         self._version = 0
         self._lock = threading.RLock()
@@ -96,7 +95,7 @@ class MapJob:
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""
         with self._lock:
-            # Batch first, then the results: a chunk's frames are on disk before its process
+            # Batch first, then the results: a chunk's blocks are on disk before its process
             # exits, so a chunk seen final here has all its results read below.
             (self._parent,) = self.backend.describe([self.job_id])
             if details or len(self.chunks) == 1:

@@ -114,9 +114,8 @@ def group_rss(pgids: set[int]) -> dict[int, int]:
     return totals
 
 
-STARTED_WITHIN_TICKS = (
-    100  # the fork server reads the clock this soon after forking (1 s at 100 Hz)
-)
+# The fork server reads the clock this soon after forking (1 s at 100 Hz).
+STARTED_WITHIN_TICKS = 100
 
 
 def kill_stale_group(pid: int | None, forked_at: int | None) -> bool:
@@ -127,10 +126,10 @@ def kill_stale_group(pid: int | None, forked_at: int | None) -> bool:
     """
     from batchbook.runtime.zygote import start_ticks
 
-    started = start_ticks(pid) if pid is not None else None
-    if pid is None or forked_at is None or started is None:
+    if pid is None or forked_at is None:
         return False
-    if not 0 <= forked_at - started <= STARTED_WITHIN_TICKS:
+    started = start_ticks(pid)
+    if started is None or not 0 <= forked_at - started <= STARTED_WITHIN_TICKS:
         return False
     Executor.signal_group(pid, signal.SIGKILL)
     return True

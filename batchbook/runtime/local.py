@@ -197,7 +197,7 @@ class LocalBatch:
         self, log_stream: str, start: int = 0, limit: int = 10_000
     ) -> list[tuple[int, str]]:
         """Events (epoch ms, message) of one attempt's log stream, from line ``start``."""
-        return read_events(self.state_dir / "logs" / log_stream, start, limit)
+        return read_events(self.log_path(log_stream), start, limit)
 
     def log_path(self, log_stream: str) -> Path:
         """The file of a log stream (it exists once the attempt wrote its first line)."""
