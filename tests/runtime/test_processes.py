@@ -107,6 +107,35 @@ def test_exit_codes_and_errors_match_a_fresh_interpreter(
     assert log_lines(lb, fast) == log_lines(lb, slow)
 
 
+def test_children_of_the_fork_server_are_reseeded_like_fresh_interpreters(lb: LocalBatch) -> None:
+    """The fork server forks without os.fork's hooks: it must still reseed random and
+    record the child's own thread id, as a fresh interpreter (or os.fork) would."""
+    code = (
+        "import random, threading; print(random.random(), random.getrandbits(64), "
+        "threading.main_thread().native_id == threading.get_native_id())"
+    )
+    parent = run_python(lb, code, arrayProperties={"size": 4})
+    assert parent["status"] == "SUCCEEDED"
+    lines = [
+        log_lines(lb, lb.describe_jobs(jobs=[f"{parent['jobId']}:{i}"])["jobs"][0])[0]
+        for i in range(4)
+    ]
+    assert {line.split()[2] for line in lines} == {"True"}
+    assert len({line.split()[0] for line in lines}) == 4  # four different random streams
+
+
+def test_dash_c_code_is_compiled_as_a_fresh_interpreter_would(lb: LocalBatch) -> None:
+    """No ``from __future__`` flags leak from the fork server's own modules."""
+    code = "def f(x: int): pass\nprint(f.__annotations__)"
+    fast, slow = fast_and_exec(lb, code)
+    assert log_lines(lb, fast) == log_lines(lb, slow) == ["{'x': <class 'int'>}"]
+    broken = "print('never')\nx = ("
+    fast, slow = fast_and_exec(lb, broken)
+    assert fast["attempts"][0]["container"]["exitCode"] == 1
+    assert log_lines(lb, fast) == log_lines(lb, slow)
+    assert log_lines(lb, fast)[-1] == "SyntaxError: '(' was never closed"
+
+
 def test_python_dash_m_runs_a_module(lb: LocalBatch, tmp_path: Path) -> None:
     (tmp_path / "hello_mod.py").write_text("import sys\nprint('module', __name__, sys.argv[1:])\n")
     env = [{"name": "PYTHONPATH", "value": str(tmp_path)}]
