@@ -7,6 +7,7 @@ one per chunk of inputs) and the object store (one result frame per input).
 from __future__ import annotations
 
 import json
+import operator
 import pickle
 import sys
 import threading
@@ -16,7 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import ClientError, JobFailed, RemoteError
 from batchbook.functions.options import chunk_bounds_of
-from batchbook.functions.payload import Outcome, all_chunks, read_blocks, read_ledger, run_key
+from batchbook.functions.payload import (
+    PICKLED,
+    Outcome,
+    all_chunks,
+    read_blocks,
+    read_ledger,
+    run_key,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +33,7 @@ if TYPE_CHECKING:
 
 FINAL = ("SUCCEEDED", "FAILED")
 PROGRESS_SECONDS = 0.25
+_INPUT = operator.itemgetter(0)  # Outcome.input
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
@@ -87,10 +96,14 @@ class MapJob:
             self._read[key] = seen + used
             if final:
                 self._complete.add(key)  # its process has exited: the file will not grow
+            known = self._outcomes
+            if known.keys().isdisjoint(map(_INPUT, outcomes)):  # the usual case: all new
+                known.update(zip(map(_INPUT, outcomes), outcomes, strict=True))
+                continue
             for o in outcomes:
-                old = self._outcomes.get(o.input)
+                old = known.get(o.input)
                 if old is None or o.attempt >= old.attempt:
-                    self._outcomes[o.input] = o
+                    known[o.input] = o
 
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""
@@ -234,8 +247,10 @@ class MapJob:
             and len(outcomes) == self.size
             and all(o.ok for o in outcomes.values())
         ):
-            loads = pickle.loads  # every input has a value: skip the per-input bookkeeping
-            return [loads(outcomes[i].payload) for i in range(self.size)]
+            # every input has a value: skip the per-input bookkeeping
+            loads, pickled = pickle.loads, PICKLED
+            payloads = [outcomes[i][2] for i in range(self.size)]
+            return [loads(p) if isinstance(p, pickled) else p for p in payloads]
         self._refresh(details=True)  # failures: their chunks' reasons
         return [self._result(i, return_exceptions) for i in range(self.size)]
 

@@ -22,6 +22,7 @@ checksum and is ignored, so each input's result is all there or absent.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import itertools
@@ -37,6 +38,10 @@ from batchbook.errors import SerializationError
 
 _BLOCK = struct.Struct(">III")  # pickle length, crc32 of pickle and buffers, buffer count
 OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pickle, not in it
+# Values of these exact types travel as they are, inside the block's pickle: immutable, so
+# pickled a little later they are still what the function returned, and no pickle per value.
+INLINE = frozenset({int, float, complex, str, bool, type(None)})
+PICKLED = (bytes, memoryview)  # a payload of one of these is a pickle (a bytes value never inlines)
 
 
 class Outcome(NamedTuple):
@@ -44,7 +49,9 @@ class Outcome(NamedTuple):
 
     input: int  # the input's position in the map
     ok: bool
-    payload: bytes | memoryview  # the pickled value, or a pickled dict(type, message, traceback)
+    # The pickled value (or, for a small immutable scalar, see INLINE, the value itself),
+    # or a pickled dict(type, message, traceback).
+    payload: Any
     attempt: int
     started: int  # epoch ms
     stopped: int
@@ -53,11 +60,14 @@ class Outcome(NamedTuple):
     log_end: int
 
     def value(self) -> Any:
-        return pickle.loads(self.payload)
+        payload = self.payload
+        return pickle.loads(payload) if isinstance(payload, PICKLED) else payload
 
     def error(self) -> dict[str, str]:
         return pickle.loads(self.payload)
 
+
+_outcome = functools.partial(tuple.__new__, Outcome)  # Outcome._make without its checks
 
 LEDGER = "ledger.jsonl"
 
@@ -97,7 +107,9 @@ def block(outcomes: list[tuple[Any, ...]]) -> list[Any]:
     """
     buffers: list[pickle.PickleBuffer] = []
     items = [
-        (*o[:2], pickle.PickleBuffer(o[2]), *o[3:]) if len(o[2]) >= OUT_OF_BAND else o
+        (*o[:2], pickle.PickleBuffer(o[2]), *o[3:])
+        if type(o[2]) is bytes and len(o[2]) >= OUT_OF_BAND
+        else o
         for o in outcomes
     ]
     body = pickle.dumps(items, protocol=5, buffer_callback=buffers.append)
@@ -131,7 +143,7 @@ def read_blocks(data: bytes | memoryview) -> tuple[list[Outcome], int]:
             at += n
         if check != crc:
             break
-        out.extend(map(Outcome._make, pickle.loads(body, buffers=buffers)))
+        out.extend(map(_outcome, pickle.loads(body, buffers=buffers)))
         pos = end
     return out, pos
 

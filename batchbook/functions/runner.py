@@ -23,6 +23,7 @@ from typing import Any
 from batchbook.functions.objects import LocalStore, open_store
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
+    INLINE,
     Outcome,
     block,
     chunk_span,
@@ -78,7 +79,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     failed = retryable = 0
     lines = _LineCounter()
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
-    clock, mark, peak = time.time_ns, lines.mark, _peak_kib  # the loop is hot for tiny functions
+    # the loop is hot for tiny functions
+    clock, mark, peak, inline, pickled = time.time_ns, lines.mark, _peak_kib, INLINE, _pickled
     flushed_at = peaked_at = clock() // 1_000_000
     peak_kib = peak()
     for index, args in enumerate(inputs, start):
@@ -86,7 +88,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             continue
         began, log_start = clock() // 1_000_000, mark()
         try:
-            payload, ok = _pickled(func(*args, **kwargs)), True
+            value = func(*args, **kwargs)
+            payload, ok = (value if type(value) in inline else pickled(value)), True
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)

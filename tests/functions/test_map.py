@@ -35,6 +35,32 @@ def test_results_are_in_input_order_and_none_is_kept(backend: Backend) -> None:
     assert len(job.chunks) == 8  # ceil(50 / 7) children of one array job
 
 
+VALUES = [7, 10**40, 2.5, float("inf"), 3j, "text", "", True, None, b"raw", [1, 2], {"k": (1,)}]
+GROWING: list[int] = []
+
+
+def value_of(i: int) -> Any:
+    return VALUES[i]
+
+
+def growing(x: int) -> list[int]:
+    GROWING.append(x)
+    return GROWING  # the same list every time: each result is it as it was on return
+
+
+def test_values_of_every_kind_come_back_as_they_were_returned(backend: Backend) -> None:
+    # Small immutable scalars travel inside the result block, the rest pickled at once.
+    assert batch.map(value_of, range(len(VALUES))).results() == VALUES
+    assert batch.map(growing, range(4), chunksize=4).results() == [
+        [0],
+        [0, 1],
+        [0, 1, 2],
+        [0, 1, 2, 3],
+    ]
+    chained = batch.map(value_of, range(len(VALUES)), chunksize=5)
+    assert batch.map(repr, chained).results() == [repr(v) for v in VALUES]
+
+
 def test_several_iterables_and_generators(backend: Backend) -> None:
     job = batch.map(pow, (i for i in range(20)), [2] * 25)  # zip semantics: 20 inputs
     assert job.results() == [i**2 for i in range(20)]
