@@ -160,9 +160,7 @@ class Zygote:
                         self.shutdown()
                         return
                     self.inbox += data
-                    for msg in decode_frames(self.inbox):
-                        if msg[0] == "start":
-                            out.append(self.start(*msg[1:]))
+                    out.extend(self.start([m[1:] for m in decode_frames(self.inbox)]))
                 elif fd == wake:
                     try:
                         while os.read(wake, 4096):
@@ -183,35 +181,48 @@ class Zygote:
             written = os.write(self.ctrl_out, view)
             view = view[written:]
 
-    def start(
-        self, task_id: str, argv: list[str], env_delta: dict[str, str], log_path: str
-    ) -> bytes:
-        mode, args, compiled = self.plan(argv, env_delta)
-        if self.free_scratch:
-            scratch = self.free_scratch.pop()
-        else:
-            scratch = os.path.join(self.scratch_root, task_id)
-            os.makedirs(scratch, exist_ok=True)
-        r, w = os.pipe()
-        pid = fork()
-        if pid == 0:  # pragma: no cover - runs in the child
-            after_fork_in_child()
-            self.become_child(w, scratch, mode, args, compiled, env_delta)
-        os.close(w)
-        os.set_blocking(r, False)
-        child = Child(task_id, pid, r, log_path, scratch)
-        self.children[pid] = child
-        self.by_fd[r] = child
-        self.poll.register(r, select.EPOLLIN)
-        if mode == "m" and not self.warm and args[1].startswith("batchbook."):
-            self.warm = (
-                True  # the first map pays for loading batchbook's runner; later ones fork it warm
-            )
-            import importlib
+    def start(self, requests: list[tuple[Any, ...]]) -> list[bytes]:
+        """Fork a child for each (task_id, argv, env_delta, log_path); the "started" messages.
 
-            importlib.import_module("batchbook.functions.runner")
-            release_free_memory()
-        return encode(("started", task_id, pid, boot_ticks(), time.time_ns() // 1_000_000))
+        Everything is prepared first and the forks follow one another: between two forks
+        this process writes few pages, and each page it writes while children share it
+        is copied.
+        """
+        ready = []
+        for task_id, argv, env_delta, log_path in requests:
+            if self.free_scratch:
+                scratch = self.free_scratch.pop()
+            else:
+                scratch = os.path.join(self.scratch_root, task_id)
+                os.makedirs(scratch, exist_ok=True)
+            ready.append(
+                (task_id, log_path, scratch, *os.pipe(), self.plan(argv, env_delta), env_delta)
+            )
+        pids = []
+        for _, _, scratch, _, w, (mode, args, compiled), env_delta in ready:
+            pid = fork()
+            if pid == 0:  # pragma: no cover - runs in the child
+                after_fork_in_child()
+                self.become_child(w, scratch, mode, args, compiled, env_delta)
+            pids.append(pid)
+        out = []
+        for pid, (task_id, log_path, scratch, r, w, (mode, args, _), _) in zip(
+            pids, ready, strict=True
+        ):
+            os.close(w)
+            os.set_blocking(r, False)
+            child = Child(task_id, pid, r, log_path, scratch)
+            self.children[pid] = child
+            self.by_fd[r] = child
+            self.poll.register(r, select.EPOLLIN)
+            out.append(encode(("started", task_id, pid, boot_ticks(), time.time_ns() // 1_000_000)))
+            if mode == "m" and not self.warm and args[1].startswith("batchbook."):
+                self.warm = True  # the first map pays for loading batchbook's runner; later ones fork it warm
+                import importlib
+
+                importlib.import_module("batchbook.functions.runner")
+                release_free_memory()
+        return out
 
     def plan(
         self, argv: list[str], env_delta: dict[str, str]
