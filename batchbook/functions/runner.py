@@ -36,6 +36,9 @@ from batchbook.functions.payload import (
 EXIT_FAILED = 1
 EXIT_FINAL = 2
 FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
+FLUSH_BYTES = (
+    1 << 20
+)  # ...or once this much is waiting: big results go out (and their memory is reused) at once
 
 
 MAX_ATTEMPTS = 10  # Batch's limit
@@ -82,6 +85,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     # the loop is hot for tiny functions
     clock, mark, peak, inline, pickled = time.time_ns, lines.mark, _peak_kib, INLINE, _pickled
     flushed_at = peaked_at = clock() // 1_000_000
+    unwritten = 0  # bytes of pickled values in pending
     peak_kib = peak()
     for index, args in enumerate(inputs, start):
         if index in done:
@@ -89,7 +93,11 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         began, log_start = clock() // 1_000_000, mark()
         try:
             value = func(*args, **kwargs)
-            payload, ok = (value if type(value) in inline else pickled(value)), True
+            if type(value) in inline:
+                payload, ok = value, True
+            else:
+                payload, ok = pickled(value), True
+                unwritten += len(payload)
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
@@ -98,10 +106,10 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
         pending.append((index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark()))
-        if stopped - flushed_at >= FLUSH_MS or not ok:
+        if stopped - flushed_at >= FLUSH_MS or not ok or unwritten >= FLUSH_BYTES:
             store.append(key, block(pending))
             pending.clear()
-            flushed_at = stopped
+            flushed_at, unwritten = stopped, 0
     if pending:
         store.append(key, block(pending))
     if not failed:
