@@ -160,7 +160,8 @@ class Zygote:
                         self.shutdown()
                         return
                     self.inbox += data
-                    out.extend(self.start([m[1:] for m in decode_frames(self.inbox)]))
+                    starts = [m[1:] for m in decode_frames(self.inbox) if m[0] == "start"]
+                    out.extend(self.start(starts))
                 elif fd == wake:
                     try:
                         while os.read(wake, 4096):
