@@ -26,6 +26,7 @@ from batchbook.functions.payload import (
     chunk_inputs,
     code_hash,
     dumps,
+    gc_paused,
     pack_payload,
     pickle_function,
     read_ledger,
@@ -67,7 +68,8 @@ def map(
     if not iterables:
         raise ClientError("iterables: give at least one iterable of inputs")
     source = iterables[0] if len(iterables) == 1 and isinstance(iterables[0], MapJob) else None
-    args = None if source else list(zip(*iterables, strict=False))
+    with gc_paused():
+        args = None if source else list(zip(*iterables, strict=False))
     return _submit_run(
         func,
         args,
@@ -470,7 +472,8 @@ class Executor(concurrent.futures.Executor):
     ) -> Iterator[Any]:
         if self._shutdown:
             raise RuntimeError("cannot schedule new futures after shutdown")
-        args = list(zip(*iterables, strict=False))
+        with gc_paused():
+            args = list(zip(*iterables, strict=False))
         if not args:
             return iter(())
         job = _submit_run(

@@ -21,6 +21,7 @@ from batchbook.functions.payload import (
     PICKLED,
     Outcome,
     all_chunks,
+    gc_paused,
     read_blocks,
     read_ledger,
     run_key,
@@ -83,6 +84,10 @@ class MapJob:
 
     def _read_outcomes(self) -> None:
         """Read the result blocks written since the last call (a final chunk's file only once)."""
+        with gc_paused():  # tens of thousands of small tuples: one collection after, not dozens
+            self._read_new_blocks()
+
+    def _read_new_blocks(self) -> None:
         store = self.backend.store
         parent_final = self._parent.get("status") in FINAL
         for key in store.keys(f"runs/{self.id}/results"):

@@ -22,7 +22,9 @@ checksum and is ignored, so each input's result is all there or absent.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 import hashlib
 import inspect
 import itertools
@@ -30,6 +32,7 @@ import json
 import pickle
 import struct
 import zlib
+from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 import cloudpickle
@@ -146,6 +149,23 @@ def read_blocks(data: bytes | memoryview) -> tuple[list[Outcome], int]:
         out.extend(map(_outcome, pickle.loads(body, buffers=buffers)))
         pos = end
     return out, pos
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No garbage collection inside (objects are still counted, and collected after).
+
+    Building or decoding the inputs or results of a big map allocates many small tuples;
+    collected as they come, every few hundred of them, they also set off full collections
+    of the whole process now and then.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def dumps(obj: Any, what: str) -> bytes:
