@@ -254,7 +254,7 @@ class MapJob:
         ):
             # every input has a value: skip the per-input bookkeeping
             loads, pickled = pickle.loads, PICKLED
-            payloads = [outcomes[i][2] for i in range(self.size)]
+            payloads = [outcomes[i].payload for i in range(self.size)]
             return [loads(p) if isinstance(p, pickled) else p for p in payloads]
         self._refresh(details=True)  # failures: their chunks' reasons
         return [self._result(i, return_exceptions) for i in range(self.size)]

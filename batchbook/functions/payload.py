@@ -41,8 +41,9 @@ from batchbook.errors import SerializationError
 
 _BLOCK = struct.Struct(">III")  # pickle length, crc32 of pickle and buffers, buffer count
 OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pickle, not in it
-# Values of these exact types travel as they are, inside the block's pickle: immutable, so
-# pickled a little later they are still what the function returned, and no pickle per value.
+# Values of these exact types (str: shorter than OUT_OF_BAND) travel as they are, inside the
+# block's pickle: immutable, so pickled a little later they are still what the function
+# returned, and no pickle per value.
 INLINE = frozenset({int, float, complex, str, bool, type(None)})
 PICKLED = (bytes, memoryview)  # a payload of one of these is a pickle (a bytes value never inlines)
 

@@ -24,6 +24,7 @@ from batchbook.functions.objects import LocalStore, open_store
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     INLINE,
+    OUT_OF_BAND,
     Outcome,
     block,
     chunk_span,
@@ -36,9 +37,8 @@ from batchbook.functions.payload import (
 EXIT_FAILED = 1
 EXIT_FINAL = 2
 FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
-FLUSH_BYTES = (
-    1 << 20
-)  # ...or once this much is waiting: big results go out (and their memory is reused) at once
+# ...or once this much is waiting: big results go out (and their memory is reused) at once
+FLUSH_BYTES = 1 << 20
 
 
 MAX_ATTEMPTS = 10  # Batch's limit
@@ -93,7 +93,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         began, log_start = clock() // 1_000_000, mark()
         try:
             value = func(*args, **kwargs)
-            if type(value) in inline:
+            kind = type(value)
+            if kind in inline and (kind is not str or len(value) < OUT_OF_BAND):
                 payload, ok = value, True
             else:
                 payload, ok = pickled(value), True

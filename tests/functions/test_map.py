@@ -35,7 +35,7 @@ def test_results_are_in_input_order_and_none_is_kept(backend: Backend) -> None:
     assert len(job.chunks) == 8  # ceil(50 / 7) children of one array job
 
 
-VALUES = [7, 10**40, 2.5, float("inf"), 3j, "text", "", True, None, b"raw", [1, 2], {"k": (1,)}]
+VALUES = [7, 10**40, 2.5, float("inf"), 3j, "text", "", "long" * 50_000, True, None, b"raw", [1, 2]]
 GROWING: list[int] = []
 
 
