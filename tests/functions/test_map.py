@@ -301,7 +301,16 @@ def test_wait_draws_a_progress_bar_in_terminals(
         monkeypatch.setattr(sys, "stderr", terminal)
         batch.map(square_or_none, range(20), chunksize=5).wait()
     os.set_blocking(master, False)
-    drawn = os.read(master, 65536).decode()
+    parts = []
+    while True:  # a pty hands out what was written in pieces: read until nothing is left
+        try:
+            part = os.read(master, 65536)
+        except OSError:  # BlockingIOError, or EIO once the closed side is drained
+            break
+        if not part:
+            break
+        parts.append(part)
+    drawn = b"".join(parts).decode()
     os.close(master)
     assert "20/20 done" in drawn and "[##############################]" in drawn
 
