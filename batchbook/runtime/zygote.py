@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import types
+import warnings
 from typing import Any
 
 _HEADER = struct.Struct(">I")
@@ -196,19 +197,19 @@ class Zygote:
             else:
                 scratch = os.path.join(self.scratch_root, task_id)
                 os.makedirs(scratch, exist_ok=True)
-            ready.append(
-                (task_id, log_path, scratch, *os.pipe(), self.plan(argv, env_delta), env_delta)
-            )
-        pids = []
-        for _, _, scratch, _, w, (mode, args, compiled), env_delta in ready:
+            mode, args, compiled = self.plan(argv, env_delta)
+            if mode == "m" and not self.warm and args[1].startswith("batchbook."):
+                self.warm_up()
+            ready.append((task_id, log_path, scratch, *os.pipe(), mode, args, compiled, env_delta))
+        forked = []
+        for _, _, scratch, _, w, mode, args, compiled, env_delta in ready:
             pid = fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                after_fork_in_child()
                 self.become_child(w, scratch, mode, args, compiled, env_delta)
-            pids.append(pid)
+            forked.append((pid, boot_ticks(), time.time_ns() // 1_000_000))
         out = []
-        for pid, (task_id, log_path, scratch, r, w, (mode, args, _), _) in zip(
-            pids, ready, strict=True
+        for (pid, ticks, at), (task_id, log_path, scratch, r, w, *_) in zip(
+            forked, ready, strict=True
         ):
             os.close(w)
             os.set_blocking(r, False)
@@ -216,14 +217,16 @@ class Zygote:
             self.children[pid] = child
             self.by_fd[r] = child
             self.poll.register(r, select.EPOLLIN)
-            out.append(encode(("started", task_id, pid, boot_ticks(), time.time_ns() // 1_000_000)))
-            if mode == "m" and not self.warm and args[1].startswith("batchbook."):
-                self.warm = True  # the first map pays for loading batchbook's runner; later ones fork it warm
-                import importlib
-
-                importlib.import_module("batchbook.functions.runner")
-                release_free_memory()
+            out.append(encode(("started", task_id, pid, ticks, at)))
         return out
+
+    def warm_up(self) -> None:
+        """Load batchbook's runner (and cloudpickle) here: the first map pays for it, once."""
+        import importlib
+
+        importlib.import_module("batchbook.functions.runner")
+        self.warm = True
+        release_free_memory()
 
     def plan(
         self, argv: list[str], env_delta: dict[str, str]
@@ -237,10 +240,17 @@ class Zygote:
             mode, args = plan(list(argv), self.base_env)
             code = None
             if mode == "c":
-                try:  # as a fresh interpreter compiles it (no __future__ flags from this module)
-                    code = compile(args[1], "<string>", "exec", dont_inherit=True)
-                except Exception:
-                    pass  # the child compiles it again and reports the error as python would
+                # As a fresh interpreter compiles it (no __future__ flags from this module).
+                # Code that does not compile, or compiles with a warning, is left to the
+                # child, which reports it as python would.
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    try:
+                        code = compile(args[1], "<string>", "exec", dont_inherit=True)
+                    except Exception:
+                        pass
+                if caught:
+                    code = None
             if len(self.plans) >= 64:
                 self.plans.clear()
             known = self.plans[key] = (mode, args, code)
@@ -257,6 +267,7 @@ class Zygote:
     ) -> None:
         code = 127
         try:
+            after_fork_in_child()
             os.setsid()
             os.dup2(self.devnull, 0)
             os.dup2(w, 1)
@@ -387,14 +398,18 @@ def load_libc() -> Any:
         or not sys.platform.startswith("linux")
         or not (3, 11) <= sys.version_info[:2] <= (3, 13)
         or not getattr(sys, "_is_gil_enabled", lambda: True)()
-        or len(os.listdir("/proc/self/task")) != 1
         or not hasattr(threading.Thread, "_set_native_id")
     ):
         return None
-    import ctypes
+    try:
+        if len(os.listdir("/proc/self/task")) != 1:
+            return None
+        import ctypes
 
-    libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held, as os.fork has it
-    libc.fork.restype = ctypes.c_int
+        libc = ctypes.PyDLL(None, use_errno=True)  # PyDLL: the GIL stays held, as os.fork has it
+        libc.fork.restype = ctypes.c_int
+    except (ImportError, OSError, AttributeError):  # no /proc, no ctypes, no fork symbol
+        return None
     return libc
 
 
@@ -425,8 +440,9 @@ def after_fork_in_child() -> None:
 
 def release_free_memory() -> None:
     """Hand the C heap's free pages back to the system: fewer pages for every fork to map."""
-    if _libc is not None:
-        _libc.malloc_trim(0)
+    trim = getattr(_libc, "malloc_trim", None)  # glibc's; musl has none
+    if trim is not None:
+        trim(0)
 
 
 _TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")

@@ -134,6 +134,10 @@ def test_dash_c_code_is_compiled_as_a_fresh_interpreter_would(lb: LocalBatch) ->
     assert fast["attempts"][0]["container"]["exitCode"] == 1
     assert log_lines(lb, fast) == log_lines(lb, slow)
     assert log_lines(lb, fast)[-1] == "SyntaxError: '(' was never closed"
+    warns = "assert (1, 'always true')\nprint('ran')"  # a SyntaxWarning, printed at compile time
+    fast, slow = fast_and_exec(lb, warns)
+    assert log_lines(lb, fast) == log_lines(lb, slow)
+    assert "SyntaxWarning: assertion is always true" in log_lines(lb, fast)[0]
 
 
 def test_python_dash_m_runs_a_module(lb: LocalBatch, tmp_path: Path) -> None:
