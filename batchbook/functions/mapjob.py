@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import operator
-import pickle
 import sys
 import threading
 import time
@@ -18,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from batchbook.errors import ClientError, JobFailed, RemoteError
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
-    PICKLED,
     Outcome,
     all_chunks,
+    decode_value,
     gc_paused,
     read_blocks,
     read_ledger,
@@ -253,9 +252,7 @@ class MapJob:
             and all(o.ok for o in outcomes.values())
         ):
             # every input has a value: skip the per-input bookkeeping
-            loads, pickled = pickle.loads, PICKLED
-            payloads = [outcomes[i].payload for i in range(self.size)]
-            return [loads(p) if isinstance(p, pickled) else p for p in payloads]
+            return [decode_value(outcomes[i].payload) for i in range(self.size)]
         self._refresh(details=True)  # failures: their chunks' reasons
         return [self._result(i, return_exceptions) for i in range(self.size)]
 

@@ -53,8 +53,8 @@ class Outcome(NamedTuple):
 
     input: int  # the input's position in the map
     ok: bool
-    # The pickled value (or, for a small immutable scalar, see INLINE, the value itself),
-    # or a pickled dict(type, message, traceback).
+    # The value: itself (a small immutable scalar, see INLINE), its pickle, or a tuple of its
+    # pickle and its big buffers (see encode_value); or a pickled dict(type, message, traceback).
     payload: Any
     attempt: int
     started: int  # epoch ms
@@ -64,8 +64,7 @@ class Outcome(NamedTuple):
     log_end: int
 
     def value(self) -> Any:
-        payload = self.payload
-        return pickle.loads(payload) if isinstance(payload, PICKLED) else payload
+        return decode_value(self.payload)
 
     def error(self) -> dict[str, str]:
         return pickle.loads(self.payload)
@@ -167,6 +166,47 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def encode_value(value: Any) -> tuple[Any, int]:
+    """The payload of a value that is not INLINE, and how many bytes it will take.
+
+    Its pickle, except that buffers of OUT_OF_BAND bytes or more (bytes, bytearrays, NumPy
+    arrays...) are kept out of it: the payload is then ``(pickle, *buffers)``, the buffers
+    still the value's own memory, written to the result file as they are (no copy into a
+    pickle); a big bytes value is ``(b"", buffer)``. Such a payload must be written before
+    the value can change, i.e. before the function runs again.
+    """
+    if type(value) is bytes and len(value) >= OUT_OF_BAND:
+        return (b"", pickle.PickleBuffer(value)), len(value)
+    buffers: list[pickle.PickleBuffer] = []
+
+    def in_band(buffer: pickle.PickleBuffer) -> bool:  # False: beside the pickle
+        if buffer.raw().nbytes < OUT_OF_BAND:
+            return True
+        buffers.append(buffer)
+        return False
+
+    try:
+        body = pickle.dumps(value, protocol=5, buffer_callback=in_band)
+    except Exception:  # lambdas, local classes...: cloudpickle is slower, so only when needed
+        buffers.clear()
+        body = cloudpickle.dumps(value, protocol=5, buffer_callback=in_band)
+    if not buffers:
+        return body, len(body)
+    return (body, *buffers), len(body) + sum(b.raw().nbytes for b in buffers)
+
+
+def decode_value(payload: Any, loads: Any = pickle.loads) -> Any:
+    """The value of an ok Outcome's payload (see Outcome.payload and encode_value)."""
+    if isinstance(payload, PICKLED):
+        return loads(payload)
+    if type(payload) is tuple:  # big buffers beside the pickle
+        body, *buffers = payload
+        if not body:
+            return bytes(buffers[0])
+        return loads(body, buffers=[bytearray(b) for b in buffers])  # writable copies
+    return payload
 
 
 def dumps(obj: Any, what: str) -> bytes:

@@ -28,6 +28,7 @@ from batchbook.functions.payload import (
     Outcome,
     block,
     chunk_span,
+    encode_value,
     read_blocks,
     read_part,
     results_key,
@@ -83,7 +84,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     lines = _LineCounter()
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
     # the loop is hot for tiny functions
-    clock, mark, peak, inline, pickled = time.time_ns, lines.mark, _peak_kib, INLINE, _pickled
+    clock, mark, peak, inline, encode = time.time_ns, lines.mark, _peak_kib, INLINE, encode_value
     flushed_at = peaked_at = clock() // 1_000_000
     unwritten = 0  # bytes of pickled values in pending
     peak_kib = peak()
@@ -97,8 +98,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             if kind in inline and (kind is not str or len(value) < OUT_OF_BAND):
                 payload, ok = value, True
             else:
-                payload, ok = pickled(value), True
-                unwritten += len(payload)
+                (payload, size), ok = encode(value), True
+                unwritten += size
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
@@ -107,7 +108,12 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
         pending.append((index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark()))
-        if stopped - flushed_at >= FLUSH_MS or not ok or unwritten >= FLUSH_BYTES:
+        if (
+            stopped - flushed_at >= FLUSH_MS
+            or not ok
+            or unwritten >= FLUSH_BYTES
+            or type(payload) is tuple  # it holds the value's own buffers: before they change
+        ):
             store.append(key, block(pending))
             pending.clear()
             flushed_at, unwritten = stopped, 0
@@ -149,17 +155,6 @@ class _Counted:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
-
-
-def _pickled(
-    value: Any, dumps: Any = pickle.dumps, protocol: int = pickle.HIGHEST_PROTOCOL
-) -> bytes:
-    try:
-        return dumps(value, protocol)
-    except Exception:
-        import cloudpickle  # lambdas, local classes...: slower, so only when needed
-
-        return cloudpickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _error_payload(e: BaseException) -> bytes:

@@ -48,6 +48,46 @@ def growing(x: int) -> list[int]:
     return GROWING  # the same list every time: each result is it as it was on return
 
 
+def big_value(kind: str) -> Any:
+    import numpy as np
+
+    if kind == "bytes":
+        return bytes(range(256)) * 1024  # 256 KiB: written beside the pickle, not in it
+    if kind == "bytearray":
+        return bytearray(b"x" * 100_000)
+    if kind == "array":
+        return np.arange(50_000, dtype=np.float64).reshape(500, 100)
+    return {"nested": np.ones(20_000), "small": np.zeros(3), "label": kind}
+
+
+BUFFER: list[Any] = []
+
+
+def reused_buffer(i: int) -> Any:
+    import numpy as np
+
+    if not BUFFER:
+        BUFFER.append(np.zeros(100_000))
+    BUFFER[0][:] = i  # the same array every time, overwritten by the next input
+    return BUFFER[0]
+
+
+def test_big_buffers_come_back_whole_writable_and_as_returned(backend: Backend) -> None:
+    import numpy as np
+
+    kinds = ["bytes", "bytearray", "array", "dict"]
+    got = batch.map(big_value, kinds, chunksize=4).results()
+    want = [big_value(k) for k in kinds]
+    assert got[0] == want[0] and type(got[0]) is bytes
+    assert got[1] == want[1] and type(got[1]) is bytearray
+    assert np.array_equal(got[2], want[2]) and got[2].flags.writeable
+    got[2][0, 0] = -1.0  # a result the user owns
+    assert np.array_equal(got[3]["nested"], want[3]["nested"]) and got[3]["label"] == "dict"
+    snapshots = batch.map(reused_buffer, range(5), chunksize=5).results()
+    assert [float(a[0]) for a in snapshots] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert all(float(a[-1]) == i for i, a in enumerate(snapshots))
+
+
 def test_values_of_every_kind_come_back_as_they_were_returned(backend: Backend) -> None:
     # Small immutable scalars travel inside the result block, the rest pickled at once.
     assert batch.map(value_of, range(len(VALUES))).results() == VALUES
