@@ -48,7 +48,7 @@ class InvalidParameter(ClientError):
 
 
 class ResourceNotFound(ClientError):
-    """The log group or log stream named does not exist."""
+    """The named resource (a log group or stream, a stored run) does not exist."""
 
     aws_type = "ResourceNotFoundException"
 

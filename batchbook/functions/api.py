@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.errors import BatchbookError, ClientError
+from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend, current
 from batchbook.functions.mapjob import FINAL, MapJob
@@ -186,7 +186,17 @@ def _submit_run(
         raise
     ledger = {
         k: manifest[k]
-        for k in ("id", "jobId", "name", "function", "codeHash", "created", "n", "arguments")
+        for k in (
+            "id",
+            "jobId",
+            "name",
+            "function",
+            "codeHash",
+            "created",
+            "n",
+            "arguments",
+            "source",
+        )
     }
     store.append(LEDGER, [json.dumps(ledger).encode() + b"\n"])
     job = MapJob(backend, manifest)
@@ -506,13 +516,17 @@ class Executor(concurrent.futures.Executor):
 def attach(name_or_id: str, backend: Backend | None = None) -> MapJob:
     """The MapJob of an earlier run (by run id, job id or name: the latest of that name)."""
     backend = backend or current()
-    runs = read_ledger(backend.store)
+    runs, deleted = read_ledger(backend.store)
     for run in runs:
         if name_or_id in (run["id"], run["jobId"]):
             return MapJob.load(backend, run["id"])
     named = [run for run in runs if run["name"] == name_or_id]
+    if name_or_id in deleted:
+        raise ResourceNotFound(f"attach: run {name_or_id} was deleted (MapJob.delete)")
     if not named:
-        raise ClientError(f"attach: no run has the id or name {name_or_id!r}; see batch.jobs()")
+        raise ResourceNotFound(
+            f"attach: no run has the id or name {name_or_id!r}; see batch.jobs()"
+        )
     return MapJob.load(backend, max(named, key=lambda run: run["created"])["id"])
 
 
@@ -521,7 +535,7 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
     import pandas as pd
 
     backend = backend or current()
-    runs = sorted(read_ledger(backend.store), key=lambda run: run["created"], reverse=True)
+    runs = sorted(read_ledger(backend.store)[0], key=lambda run: run["created"], reverse=True)
     statuses = {}
     if runs:
         statuses = {d["jobId"]: d["status"] for d in backend.describe([r["jobId"] for r in runs])}

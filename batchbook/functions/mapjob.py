@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.errors import ClientError, JobFailed, RemoteError
+from batchbook.errors import ClientError, JobFailed, RemoteError, ResourceNotFound
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
+    LEDGER,
     Outcome,
     all_chunks,
     decode_value,
@@ -63,9 +64,15 @@ class MapJob:
 
     @classmethod
     def load(cls, backend: Backend, run_id: str) -> MapJob:
-        manifest = json.loads(backend.store.get(run_key(run_id, "run.json")))
+        try:
+            manifest = json.loads(backend.store.get(run_key(run_id, "run.json")))
+        except FileNotFoundError:
+            deleted = run_id in read_ledger(backend.store)[1]
+            raise ResourceNotFound(
+                f"run {run_id}: {'it was deleted' if deleted else 'not in the store'}"
+            ) from None
         if "jobId" not in manifest:  # written before the job existed: the ledger has its id
-            job_ids = {run["id"]: run["jobId"] for run in read_ledger(backend.store)}
+            job_ids = {run["id"]: run["jobId"] for run in read_ledger(backend.store)[0]}
             if run_id not in job_ids:
                 raise ClientError(f"run {run_id}: it was never submitted")
             manifest["jobId"] = job_ids[run_id]
@@ -345,6 +352,34 @@ class MapJob:
         self.backend.batch.terminate_job(jobId=self.job_id, reason=reason)
         for follow_up in self.follow_ups:
             follow_up.cancel(reason)
+
+    def delete(self) -> None:
+        """Remove this map's function, inputs and results from the store (its retry_failed()
+        runs' too); batch.jobs() no longer lists it and attach() cannot find it.
+
+        Only once every input is final (cancel() it first to stop it early) and no map
+        chained on it is still running. Batch's own records of the job stay.
+        """
+        self._refresh()
+        if not self.done:
+            raise ClientError(
+                f"map {self.name}: still running; wait() for it or cancel() it before delete()"
+            )
+        store = self.backend.store
+        dependents = [run for run in read_ledger(store)[0] if run.get("source") == self.id]
+        if dependents:
+            details = self.backend.describe([run["jobId"] for run in dependents])
+            running = [d["jobName"] for d in details if d["status"] not in FINAL]
+            if running:
+                raise ClientError(
+                    f"map {self.name}: maps chained on it are still running ({', '.join(running)}); "
+                    "they read its results: wait for them or cancel them first"
+                )
+        for follow_up in self.follow_ups:
+            follow_up.delete()
+        line = {"id": self.id, "deleted": int(time.time() * 1000)}
+        store.append(LEDGER, [json.dumps(line).encode() + b"\n"])  # first: never half-listed
+        store.remove(f"runs/{self.id}")
 
     def retry_failed(self, **options: Any) -> MapJob:
         """Run just the failed inputs again as a new array; their results merge back into this map."""

@@ -79,19 +79,24 @@ def run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
 
 
-def read_ledger(store: Any) -> list[dict[str, Any]]:
-    """Every submitted run's ledger line (a torn last line, from a crash mid-write, is skipped)."""
+def read_ledger(store: Any) -> tuple[list[dict[str, Any]], set[str]]:
+    """The ledger lines of the runs that are still stored, and the ids of the deleted ones.
+
+    A run's line is written when it is submitted; MapJob.delete adds {"id", "deleted"}. A
+    torn last line (a crash mid-write) is skipped.
+    """
     try:
         lines = store.get(LEDGER).splitlines()
     except FileNotFoundError:
-        return []
-    out = []
+        return [], set()
+    entries = []
     for line in lines:
         try:
-            out.append(json.loads(line))
+            entries.append(json.loads(line))
         except ValueError:
             continue
-    return out
+    deleted = {e["id"] for e in entries if "deleted" in e}
+    return [e for e in entries if "deleted" not in e and e["id"] not in deleted], deleted
 
 
 def read_part(store: Any, run_id: str, span: list[int]) -> bytes:

@@ -13,7 +13,13 @@ import pandas as pd
 import pytest
 
 import batchbook as batch
-from batchbook.errors import ClientError, JobFailed, RemoteError, SerializationError
+from batchbook.errors import (
+    ClientError,
+    JobFailed,
+    RemoteError,
+    ResourceNotFound,
+    SerializationError,
+)
 from batchbook.functions.backend import Backend
 from tests.functions.conftest import calls, mark
 
@@ -308,6 +314,54 @@ def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
     assert batch.attach("chatty-run").id == job.id
     assert "chatty-run" in repr(job) and "succeeded 6" in repr(job)
     assert "<table>" in job._repr_html_()
+
+
+def test_delete_removes_a_finished_map_and_refuses_a_running_one(
+    backend: Backend, tmp_path: Path
+) -> None:
+    store = backend.store
+    flag = tmp_path / "flag"
+    job = batch.map(needs_flag, range(6), [str(flag)] * 6, chunksize=3, name="to-delete")
+    job.wait()
+    flag.touch()
+    follow_up = job.retry_failed()
+    follow_up.wait()
+    slow = batch.map(sleeper, [5.0], name="still-running")
+    with pytest.raises(ClientError, match="still running; wait"):
+        slow.delete()
+    assert store.keys(f"runs/{slow.id}")  # refused: nothing removed
+    job.delete()
+    for run in (job, follow_up):
+        assert not store.keys(f"runs/{run.id}")
+    listed = set(batch.jobs()["run_id"])
+    assert job.id not in listed and follow_up.id not in listed and slow.id in listed
+    with pytest.raises(ResourceNotFound, match="was deleted"):
+        batch.attach(job.id)
+    with pytest.raises(ResourceNotFound, match="no run has the id or name 'to-delete'"):
+        batch.attach("to-delete")
+    slow.cancel()
+    slow.wait()
+    slow.delete()  # final once cancelled: it can go
+    assert slow.id not in set(batch.jobs()["run_id"])
+
+
+def linger(x: float) -> float:
+    time.sleep(3)
+    return x
+
+
+def test_delete_waits_for_the_maps_chained_on_it(backend: Backend) -> None:
+    first = batch.map(sleeper, [0.0])
+    first.wait()
+    chained = batch.map(linger, first)  # reads first's results when it starts
+    with pytest.raises(ClientError, match="maps chained on it are still running"):
+        first.delete()
+    assert first.results() == [0.0]  # refused: still there
+    chained.cancel()
+    chained.wait()
+    first.delete()
+    with pytest.raises(ResourceNotFound, match="was deleted"):
+        batch.attach(first.id)
 
 
 def test_iteration_yields_inputs_as_they_complete(backend: Backend) -> None:
