@@ -57,6 +57,7 @@ class MapJob:
         self._parent: dict[str, Any] = {}
         self._version = 0
         self._lock = threading.RLock()
+        self.deleted = False  # by delete(): its stored data is gone
         self.follow_ups: list[MapJob] = []  # retry_failed() runs, merged into this one's results
         self._covered: dict[int, tuple[MapJob, int]] = {}  # input -> (follow-up, its index)
         for run_id in manifest.get("followUps", []):
@@ -118,6 +119,7 @@ class MapJob:
 
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""
+        self._check_stored()
         with self._lock:
             # Batch first, then the results: a chunk's blocks are on disk before its process
             # exits, so a chunk seen final here has all its results read below.
@@ -275,6 +277,7 @@ class MapJob:
 
     def inputs(self) -> list[tuple[Any, ...]]:
         """The argument tuples of every input, read back from the object store."""
+        self._check_stored()
         store = self.backend.store
         if self.manifest.get("source"):  # chained: the inputs are the source map's results
             source = MapJob.load(self.backend, self.manifest["source"])
@@ -380,6 +383,11 @@ class MapJob:
         line = {"id": self.id, "deleted": int(time.time() * 1000)}
         store.append(LEDGER, [json.dumps(line).encode() + b"\n"])  # first: never half-listed
         store.remove(f"runs/{self.id}")
+        self.deleted = True
+
+    def _check_stored(self) -> None:
+        if self.deleted:
+            raise ResourceNotFound(f"map {self.name} (run {self.id}) was deleted")
 
     def retry_failed(self, **options: Any) -> MapJob:
         """Run just the failed inputs again as a new array; their results merge back into this map."""

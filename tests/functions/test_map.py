@@ -337,6 +337,9 @@ def test_delete_removes_a_finished_map_and_refuses_a_running_one(
     assert job.id not in listed and follow_up.id not in listed and slow.id in listed
     with pytest.raises(ResourceNotFound, match="was deleted"):
         batch.attach(job.id)
+    for use_after_delete in (job.results, job.inputs, job.retry_failed, follow_up.status):
+        with pytest.raises(ResourceNotFound, match="was deleted"):
+            use_after_delete()
     with pytest.raises(ResourceNotFound, match="no run has the id or name 'to-delete'"):
         batch.attach("to-delete")
     slow.cancel()
