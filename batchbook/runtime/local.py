@@ -301,8 +301,11 @@ class LocalBatch:
                     elif isinstance(action, StopAttempt):
                         self.executor.signal_group(action.pid, signal.SIGTERM)
                         self._kill_at[action.task_id] = (now_ms() + self.kill_grace_ms, action.pid)
-                self._commit()
+                # Starts go out before the commit, so the fork server works while SQLite does.
+                # Safe: if this process dies before the commit, the fork server (its stdin
+                # closed) kills every attempt it started, and the reopened engine retries them.
                 pending = self.executor.flush()
+                self._commit()
                 if pending != writing:
                     if pending:
                         sel.register(self.executor.write_fileno(), selectors.EVENT_WRITE, "write")
