@@ -14,9 +14,14 @@ boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code
 When its stdin closes (the engine is gone) it kills every child group and exits.
 
 This module imports nothing from batchbook beyond the package root, on purpose; the
-one exception is batchbook's own runner, loaded after the first ``python -m
-batchbook.…`` start so that every later chunk of a map forks with it warm (commands
-started after that see its modules, cloudpickle among them, already in sys.modules).
+one exception is batchbook's own runner, loaded just before the first ``python -m
+batchbook.…`` start so that every chunk of a map forks with it warm (commands started
+after that see its modules, cloudpickle among them, already in sys.modules).
+
+Nearly all of a short attempt's cost is the kernel's: the fork, each page the child
+(or this process, while children share it) writes being copied, and the exit. Hence
+fork(2) without os.fork's hooks (see load_libc), ``-c`` code compiled once, the C
+heap's free pages handed back, and the starts of one message batch forked back to back.
 """
 
 from __future__ import annotations
