@@ -68,6 +68,8 @@ def map(
     if not iterables:
         raise ClientError("iterables: give at least one iterable of inputs")
     source = iterables[0] if len(iterables) == 1 and isinstance(iterables[0], MapJob) else None
+    if source is not None:
+        source._check_stored()  # its results must still be there for the workers to read
     with gc_paused():
         args = None if source else list(zip(*iterables, strict=False))
     return _submit_run(

@@ -246,6 +246,7 @@ class MapJob:
 
     def result_of_final(self, detail: dict[str, Any], index: int) -> Any:
         """The result of input ``index`` of a one-chunk map, given its final DescribeJobs detail."""
+        self._check_stored()
         with self._lock:
             self._read_outcomes()
             self._parent = self._details[0] = detail
@@ -360,32 +361,40 @@ class MapJob:
         """Remove this map's function, inputs and results from the store (its retry_failed()
         runs' too); batch.jobs() no longer lists it and attach() cannot find it.
 
-        Only once every input is final (cancel() it first to stop it early) and no map
-        chained on it is still running. Batch's own records of the job stay.
+        Only once every input is final (cancel() it first to stop it early), and not while
+        a map chained on it is kept: delete those first. Batch's own records of the job stay.
         """
+        parent = self.manifest.get("parent")
+        if parent:
+            raise ClientError(
+                f"map {self.name} is a retry_failed() run of run {parent['run']}: delete that "
+                "map instead (its retries go with it)"
+            )
         self._refresh()
         if not self.done:
             raise ClientError(
                 f"map {self.name}: still running; wait() for it or cancel() it before delete()"
             )
         store = self.backend.store
-        dependents = [run for run in read_ledger(store)[0] if run.get("source") == self.id]
-        if dependents:
-            details = self.backend.describe([run["jobId"] for run in dependents])
-            running = [d["jobName"] for d in details if d["status"] not in FINAL]
-            if running:
-                raise ClientError(
-                    f"map {self.name}: maps chained on it are still running ({', '.join(running)}); "
-                    "they read its results: wait for them or cancel them first"
-                )
-        for follow_up in self.follow_ups:
-            follow_up.delete()
-        line = {"id": self.id, "deleted": int(time.time() * 1000)}
-        store.append(LEDGER, [json.dumps(line).encode() + b"\n"])  # first: never half-listed
-        store.remove(f"runs/{self.id}")
-        self.deleted = True
+        runs = [self, *self.follow_ups]
+        ids = {run.id for run in runs}
+        chained = [run["name"] for run in read_ledger(store)[0] if run.get("source") in ids]
+        if chained:
+            raise ClientError(
+                f"map {self.name}: maps chained on it read its results ({', '.join(chained)}): "
+                "delete them first"
+            )
+        now = int(time.time() * 1000)
+        lines = [json.dumps({"id": run.id, "deleted": now}).encode() + b"\n" for run in runs]
+        store.append(LEDGER, lines)  # first: a crash never leaves a listed run half-removed
+        for run in runs:
+            store.remove(f"runs/{run.id}")
+            run.deleted = True
 
     def _check_stored(self) -> None:
+        """ResourceNotFound once the run was deleted (through this handle or any other)."""
+        if not self.deleted and not self.backend.store.exists(run_key(self.id, "run.json")):
+            self.deleted = True
         if self.deleted:
             raise ResourceNotFound(f"map {self.name} (run {self.id}) was deleted")
 
@@ -405,14 +414,20 @@ class MapJob:
         return follow_up
 
     # ------------------------------------------------------------------ display
+    def _counts(self) -> dict[str, int]:
+        try:
+            return self.status()
+        except ResourceNotFound:
+            return {"DELETED": self.size}
+
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k.lower()} {v}" for k, v in self.status().items())
+        counts = ", ".join(f"{k.lower()} {v}" for k, v in self._counts().items())
         return f"<MapJob {self.name} ({self.size} inputs, job {self.job_id}): {counts}>"
 
     def _repr_html_(self) -> str:
         import html
 
-        counts = self.status()
+        counts = self._counts()
         cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in counts.items())
         return (
             f"<div><b>MapJob {html.escape(self.name)}</b> — {self.size} inputs, "

@@ -176,8 +176,9 @@ def gc_paused() -> Iterator[None]:
 def encode_value(value: Any) -> tuple[Any, int]:
     """The payload of a value that is not INLINE, and how many bytes it will take.
 
-    Its pickle, except that buffers of OUT_OF_BAND bytes or more (bytes, bytearrays, NumPy
-    arrays...) are kept out of it: the payload is then ``(pickle, *buffers)``, the buffers
+    Its pickle, except that writable buffers of OUT_OF_BAND bytes or more that pickle
+    protocol 5 hands out of band (NumPy arrays, pandas' blocks...) are kept out of it: the
+    payload is then ``(pickle, *buffers)``, the buffers
     still the value's own memory, written to the result file as they are (no copy into a
     pickle); a big bytes value is ``(b"", buffer)``. Such a payload must be written before
     the value can change, i.e. before the function runs again.
@@ -187,7 +188,8 @@ def encode_value(value: Any) -> tuple[Any, int]:
     buffers: list[pickle.PickleBuffer] = []
 
     def in_band(buffer: pickle.PickleBuffer) -> bool:  # False: beside the pickle
-        if buffer.raw().nbytes < OUT_OF_BAND:
+        raw = buffer.raw()
+        if raw.readonly or raw.nbytes < OUT_OF_BAND:  # read-only ones load as plain pickle's
             return True
         buffers.append(buffer)
         return False

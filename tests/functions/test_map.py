@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import sys
 import threading
 import time
@@ -63,6 +64,10 @@ def big_value(kind: str) -> Any:
         return bytearray(b"x" * 100_000)
     if kind == "array":
         return np.arange(50_000, dtype=np.float64).reshape(500, 100)
+    if kind == "readonly":
+        frozen = np.ones(20_000)
+        frozen.flags.writeable = False
+        return frozen
     return {"nested": np.ones(20_000), "small": np.zeros(3), "label": kind}
 
 
@@ -81,7 +86,7 @@ def reused_buffer(i: int) -> Any:
 def test_big_buffers_come_back_whole_writable_and_as_returned(backend: Backend) -> None:
     import numpy as np
 
-    kinds = ["bytes", "bytearray", "array", "dict"]
+    kinds = ["bytes", "bytearray", "array", "dict", "readonly"]
     got = batch.map(big_value, kinds, chunksize=4).results()
     want = [big_value(k) for k in kinds]
     assert got[0] == want[0] and type(got[0]) is bytes
@@ -89,6 +94,8 @@ def test_big_buffers_come_back_whole_writable_and_as_returned(backend: Backend) 
     assert np.array_equal(got[2], want[2]) and got[2].flags.writeable
     got[2][0, 0] = -1.0  # a result the user owns
     assert np.array_equal(got[3]["nested"], want[3]["nested"]) and got[3]["label"] == "dict"
+    plain = pickle.loads(pickle.dumps(want[4], protocol=5))  # as plain pickle returns it
+    assert np.array_equal(got[4], want[4]) and got[4].flags.writeable == plain.flags.writeable
     snapshots = batch.map(reused_buffer, range(5), chunksize=5).results()
     assert [float(a[0]) for a in snapshots] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert all(float(a[-1]) == i for i, a in enumerate(snapshots))
@@ -330,9 +337,15 @@ def test_delete_removes_a_finished_map_and_refuses_a_running_one(
     with pytest.raises(ClientError, match="still running; wait"):
         slow.delete()
     assert store.keys(f"runs/{slow.id}")  # refused: nothing removed
+    with pytest.raises(ClientError, match="is a retry_failed\\(\\) run of run"):
+        follow_up.delete()
+    other_handle = batch.attach(job.id)
     job.delete()
     for run in (job, follow_up):
         assert not store.keys(f"runs/{run.id}")
+    with pytest.raises(ResourceNotFound, match="was deleted"):
+        other_handle.results()  # deleted through another handle: it knows too
+    assert "deleted" in repr(other_handle)
     listed = set(batch.jobs()["run_id"])
     assert job.id not in listed and follow_up.id not in listed and slow.id in listed
     with pytest.raises(ResourceNotFound, match="was deleted"):
@@ -357,14 +370,19 @@ def test_delete_waits_for_the_maps_chained_on_it(backend: Backend) -> None:
     first = batch.map(sleeper, [0.0])
     first.wait()
     chained = batch.map(linger, first)  # reads first's results when it starts
-    with pytest.raises(ClientError, match="maps chained on it are still running"):
+    with pytest.raises(ClientError, match="maps chained on it read its results"):
         first.delete()
     assert first.results() == [0.0]  # refused: still there
     chained.cancel()
     chained.wait()
+    with pytest.raises(ClientError, match="delete them first"):
+        first.delete()  # finished, but its inputs() still read first's results
+    chained.delete()
     first.delete()
     with pytest.raises(ResourceNotFound, match="was deleted"):
         batch.attach(first.id)
+    with pytest.raises(ResourceNotFound, match="was deleted"):
+        batch.map(linger, first)  # nothing left to chain on
 
 
 def test_iteration_yields_inputs_as_they_complete(backend: Backend) -> None:
