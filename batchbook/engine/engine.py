@@ -529,6 +529,8 @@ class Engine:
                 continue
             capacity = {n: self.registry.capacity[n] for n in attached}
             free = {n: capacity[n] - self._used.get(n, NONE) for n in names}
+            if all(f.vcpu_milli <= 0 for f in free.values()):
+                continue  # its compute environments are full: no need to look at its jobs
             largest = max(capacity.values(), key=lambda r: (r.vcpu_milli, r.memory_mib))
             runnable = self._runnable[queue["jobQueueName"]]
             placed: list[tuple[Job, str]] = []
