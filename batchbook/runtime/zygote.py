@@ -8,6 +8,7 @@ interpreter exactly as a fresh one would. The zygote reads the pipes, writes
 each line with a millisecond timestamp to the attempt's log file, reaps the
 children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
 
+Usage: ``python -m batchbook.runtime.zygote <scratch root> [--sigchld]``.
 Protocol on its stdin/stdout: frames of a 4-byte big-endian length and a pickle.
 In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
 boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
@@ -128,7 +129,7 @@ class Child:
 
 
 class Zygote:
-    def __init__(self, ctrl_in: int, ctrl_out: int, scratch_root: str):
+    def __init__(self, ctrl_in: int, ctrl_out: int, scratch_root: str, pidfds: bool = True):
         self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
         self.base_env = dict(os.environ)
         own = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
@@ -137,13 +138,19 @@ class Zygote:
         self.by_fd: dict[int, Child] = {}
         self.inbox = bytearray()
         self.poll = select.epoll()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(self.wake_w)
         self.poll.register(ctrl_in, select.EPOLLIN)
-        self.poll.register(self.wake_r, select.EPOLLIN)
+        # How exits are seen: each child's pidfd turns readable when it exits (Linux 5.3+),
+        # which leaves every signal disposition as a fresh interpreter has it, so children
+        # need not reset any; else SIGCHLD, through a handler and a wakeup pipe.
+        self.by_pidfd: dict[int, Child] = {}
+        self.wake_r = -1
+        if not (pidfds and pidfds_work()):
+            self.wake_r, wake_w = os.pipe()
+            os.set_blocking(self.wake_r, False)
+            os.set_blocking(wake_w, False)
+            signal.signal(signal.SIGCHLD, lambda *_: None)
+            signal.set_wakeup_fd(wake_w)
+            self.poll.register(self.wake_r, select.EPOLLIN)
         # argv -> (mode, args, compiled -c code): an array's children share one command
         self.plans: dict[tuple[str, ...], tuple[str, list[str], types.CodeType | None]] = {}
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -156,7 +163,8 @@ class Zygote:
         gc.freeze()  # keep the warm heap shared with the children (no copy-on-write by gc)
         # Lean on purpose: every page this loop writes is copied once per fork while the
         # children share it.
-        poll, ctrl, wake, by_fd = self.poll.poll, self.ctrl_in, self.wake_r, self.by_fd
+        poll, ctrl, wake = self.poll.poll, self.ctrl_in, self.wake_r
+        by_fd, by_pidfd = self.by_fd, self.by_pidfd
         while True:
             out: list[bytes] = []
             for fd, _ in poll():
@@ -168,18 +176,20 @@ class Zygote:
                     self.inbox += data
                     starts = [m[1:] for m in decode_frames(self.inbox) if m[0] == "start"]
                     out.extend(self.start(starts))
+                elif fd in by_pidfd:
+                    out.append(self.reap(by_pidfd.pop(fd), fd))
                 elif fd == wake:
                     try:
                         while os.read(wake, 4096):
                             pass
                     except BlockingIOError:
                         pass
-                    out.extend(self.reap())
+                    out.extend(self.reap_any())
                 elif fd in by_fd:  # (reap may have closed it earlier in this round)
                     done = self.pump(fd)
                     if done:
                         out.append(done)
-            if out:
+            if any(out):
                 self.send(b"".join(out))
 
     def send(self, data: bytes) -> None:
@@ -222,6 +232,10 @@ class Zygote:
             self.children[pid] = child
             self.by_fd[r] = child
             self.poll.register(r, select.EPOLLIN)
+            if self.wake_r < 0:
+                pidfd = os.pidfd_open(pid)
+                self.by_pidfd[pidfd] = child
+                self.poll.register(pidfd, select.EPOLLIN)
             out.append(encode(("started", task_id, pid, ticks, at)))
         return out
 
@@ -279,10 +293,12 @@ class Zygote:
             os.dup2(w, 2)
             os.closerange(3, 65536)
             os.chdir(scratch)
-            signal.set_wakeup_fd(-1)
-            for sig in (signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ):
-                signal.signal(sig, signal.SIG_DFL)
-            if mode == "exec":
+            if self.wake_r >= 0:  # exits are seen through SIGCHLD: not the child's business
+                signal.set_wakeup_fd(-1)
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if mode == "exec":  # what this interpreter ignores stays ignored across exec
+                signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+                signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
                 try:
                     os.execvpe(args[0], args, {**self.base_env, **env_delta})
                 except OSError as exc:
@@ -291,7 +307,7 @@ class Zygote:
                         f"CannotStartContainerError: {args[0] if args else ''}: {exc.strerror}\n".encode(),
                     )
                     os._exit(127)
-            signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as a fresh interpreter has it
+            # Signal dispositions are this interpreter's, as a fresh one has them.
             code = run_python(mode, args, compiled, env_delta, self.base_path)
         finally:
             os._exit(code)
@@ -337,7 +353,15 @@ class Zygote:
         if child.log is not None:
             child.log.close()
 
-    def reap(self) -> list[bytes]:
+    def reap(self, child: Child, pidfd: int) -> bytes:
+        """The child of ``pidfd`` exited: collect it; its "exited" message (or b"")."""
+        self.poll.unregister(pidfd)
+        os.close(pidfd)
+        _, status, rusage = os.wait4(child.pid, 0)
+        return self.collected(child, status, rusage)
+
+    def reap_any(self) -> list[bytes]:
+        """Collect every child that exited (after a SIGCHLD); their "exited" messages."""
         out = []
         while True:
             try:
@@ -346,21 +370,20 @@ class Zygote:
                 break
             if pid == 0:
                 break
-            child = self.children.get(pid)
-            if child is None:
-                continue
-            child.status, child.rusage = status, rusage
-            try:
-                os.killpg(
-                    pid, signal.SIGKILL
-                )  # the container is gone: so is whatever it left behind
-            except OSError:
-                pass
-            message = self.pump(child.fd) if child.fd >= 0 else None
-            if child.fd >= 0:  # a straggler holds the pipe open: do not wait for it
-                self.close_pipe(child)
-            out.append(message or self.report(child))
-        return [o for o in out if o]
+            if pid in self.children:
+                out.append(self.collected(self.children[pid], status, rusage))
+        return out
+
+    def collected(self, child: Child, status: int, rusage: Any) -> bytes:
+        child.status, child.rusage = status, rusage
+        try:  # the container is gone: so is whatever it left behind
+            os.killpg(child.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        message = self.pump(child.fd) if child.fd >= 0 else None
+        if child.fd >= 0:  # a straggler holds the pipe open: do not wait for it
+            self.close_pipe(child)
+        return message or self.report(child)
 
     def report(self, child: Child) -> bytes:
         if self.children.pop(child.pid, None) is None:
@@ -386,6 +409,15 @@ class Zygote:
         for pid in list(self.children):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def pidfds_work() -> bool:
+    """Whether this kernel has pidfd_open (Linux 5.3+)."""
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except (AttributeError, OSError):
+        return False
+    return True
 
 
 def load_libc() -> Any:
@@ -548,6 +580,8 @@ def _finalize(code: int) -> int:
 
 
 def main() -> None:
+    """``python -m batchbook.runtime.zygote <scratch root> [--sigchld]`` (--sigchld: see
+    exits through SIGCHLD even where pidfds work, as on kernels before 5.3)."""
     scratch_root = sys.argv[1]
     ctrl_in, ctrl_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
@@ -557,7 +591,7 @@ def main() -> None:
     atexit._clear()
     global _libc
     _libc = load_libc()
-    Zygote(ctrl_in, ctrl_out, scratch_root).serve()
+    Zygote(ctrl_in, ctrl_out, scratch_root, pidfds="--sigchld" not in sys.argv[2:]).serve()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""The fork server on its own, through its pipe protocol, in both ways it can see exits."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from batchbook.runtime.zygote import decode_frames, encode
+
+DISPOSITIONS = (
+    "import signal; print([str(signal.getsignal(s)) for s in "
+    "(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGCHLD, signal.SIGINT, signal.SIGTERM)])"
+)
+
+
+def run_all(tmp_path: Path, commands: list[list[str]], *flags: str) -> list[tuple[int, list[str]]]:
+    """Start every command at once through a fresh fork server; (exit code, log lines) each."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "batchbook.runtime.zygote", str(tmp_path / "scratch"), *flags],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert server.stdin is not None and server.stdout is not None
+    logs = tmp_path / "logs"
+    server.stdin.write(
+        b"".join(
+            encode(("start", f"t{i}", argv, {"AWS_BATCH_JOB_ID": f"j{i}"}, str(logs / f"t{i}")))
+            for i, argv in enumerate(commands)
+        )
+    )
+    server.stdin.flush()
+    inbox, exited, started = bytearray(), dict[str, int](), set[str]()
+    while len(exited) < len(commands):
+        data = os.read(server.stdout.fileno(), 65536)
+        assert data, "the fork server went away"
+        inbox += data
+        for message in decode_frames(inbox):
+            if message[0] == "started":
+                started.add(message[1])
+            else:
+                exited[message[1]] = message[2]
+    server.stdin.close()
+    assert server.wait(timeout=10) == 0
+    assert started == {f"t{i}" for i in range(len(commands))}
+
+    def lines(i: int) -> list[str]:
+        path = logs / f"t{i}"
+        if not path.exists():
+            return []
+        return [line.split("\t", 1)[1] for line in path.read_text().splitlines()]
+
+    return [(exited[f"t{i}"], lines(i)) for i in range(len(commands))]
+
+
+@pytest.mark.parametrize("flags", [(), ("--sigchld",)], ids=["pidfd", "sigchld"])
+def test_children_start_as_fresh_interpreters_and_every_exit_is_seen(
+    tmp_path: Path, flags: tuple[str, ...]
+) -> None:
+    fresh = subprocess.run(
+        [sys.executable, "-c", DISPOSITIONS], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    commands: list[Any] = [["python", "-c", DISPOSITIONS]] * 3
+    commands += [
+        ["python", "-c", "import os, sys; sys.exit(int(os.environ['AWS_BATCH_JOB_ID'][1:]))"],
+        # exec'd programs get SIGPIPE back at its default: `yes` dies of it, silently
+        ["sh", "-c", "yes | head -n 1; echo done"],
+    ]
+    results = run_all(tmp_path, commands, *flags)
+    for code, lines in results[:3]:
+        assert (code, lines) == (0, [fresh])
+    assert results[3] == (3, [])
+    assert results[4] == (0, ["y", "done"])
