@@ -21,8 +21,9 @@ after that see its modules, cloudpickle among them, already in sys.modules).
 
 Nearly all of a short attempt's cost is the kernel's: the fork, each page the child
 (or this process, while children share it) writes being copied, and the exit. Hence
-fork(2) without os.fork's hooks (see load_libc), ``-c`` code compiled once, the C
-heap's free pages handed back, and the starts of one message batch forked back to back.
+fork(2) without os.fork's hooks (see load_libc), exits seen through pidfds (children
+then reset no signal disposition), ``-c`` code compiled once, the C heap's free pages
+handed back, and the starts of one message batch forked back to back.
 """
 
 from __future__ import annotations
