@@ -35,6 +35,7 @@ import gc
 import io
 import os
 import pickle
+import resource
 import runpy
 import select
 import shutil
@@ -152,6 +153,14 @@ class Zygote:
             signal.signal(signal.SIGCHLD, lambda *_: None)
             signal.set_wakeup_fd(wake_w)
             self.poll.register(self.wake_r, select.EPOLLIN)
+        # A running child holds two fds here (its pipe, its pidfd): make room for thousands,
+        # and give each child back the limit it would have had.
+        self.nofile = resource.getrlimit(resource.RLIMIT_NOFILE)
+        soft, hard = self.nofile
+        room = 65536 if hard == resource.RLIM_INFINITY else min(hard, 65536)
+        self.nofile_raised = soft < room
+        if self.nofile_raised:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (room, hard))
         # argv -> (mode, args, compiled -c code): an array's children share one command
         self.plans: dict[tuple[str, ...], tuple[str, list[str], types.CodeType | None]] = {}
         self.devnull = os.open(os.devnull, os.O_RDWR)
@@ -293,6 +302,8 @@ class Zygote:
             os.dup2(w, 1)
             os.dup2(w, 2)
             os.closerange(3, 65536)
+            if self.nofile_raised:
+                resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             os.chdir(scratch)
             if self.wake_r >= 0:  # exits are seen through SIGCHLD: not the child's business
                 signal.set_wakeup_fd(-1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -18,12 +19,21 @@ DISPOSITIONS = (
 )
 
 
-def run_all(tmp_path: Path, commands: list[list[str]], *flags: str) -> list[tuple[int, list[str]]]:
+def run_all(
+    tmp_path: Path, commands: list[list[str]], *flags: str, max_fds: int | None = None
+) -> list[tuple[int, list[str]]]:
     """Start every command at once through a fresh fork server; (exit code, log lines) each."""
+
+    def limit_fds() -> None:
+        if max_fds is not None:
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, hard))
+
     server = subprocess.Popen(
         [sys.executable, "-m", "batchbook.runtime.zygote", str(tmp_path / "scratch"), *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        preexec_fn=limit_fds,
     )
     assert server.stdin is not None and server.stdout is not None
     logs = tmp_path / "logs"
@@ -75,3 +85,11 @@ def test_children_start_as_fresh_interpreters_and_every_exit_is_seen(
         assert (code, lines) == (0, [fresh])
     assert results[3] == (3, [])
     assert results[4] == (0, ["y", "done"])
+
+
+def test_many_children_at_once_under_a_low_file_limit(tmp_path: Path) -> None:
+    """Each running child takes two of the server's fds; it raises its own limit for them,
+    and every child still gets the limit it was started with."""
+    code = "import resource, time; time.sleep(0.5); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
+    results = run_all(tmp_path, [["python", "-c", code]] * 60, max_fds=64)
+    assert results == [(0, ["64"])] * 60
