@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Driver, make_ce, make_jobdef, make_queue
-
 from batchbook.engine import Engine
+from tests.engine.conftest import Driver, make_ce, make_jobdef, make_queue
 
 
 def test_single_job_walks_every_status_with_timestamps(driver: Driver) -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import Driver
 
 from batchbook.engine import Engine, EngineConfig, Host, StopAttempt
+from tests.engine.conftest import Driver
 
 
 def test_array_children_parent_summary_and_success(driver: Driver) -> None:

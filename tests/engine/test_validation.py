@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Driver
 
 from batchbook.engine import Engine
 from batchbook.errors import ClientError
+from tests.engine.conftest import Driver
 
 
 @pytest.mark.parametrize(

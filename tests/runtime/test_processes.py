@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import log_lines, run_python, setup_local
 
 from batchbook.runtime.local import LocalBatch
+from tests.runtime.conftest import log_lines, run_python, setup_local
 
 PROBE = r"""
 import atexit, json, os, sys

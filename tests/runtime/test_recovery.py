@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import run_python, setup_local
 
 from batchbook.errors import StateDirInUse
 from batchbook.runtime.local import LocalBatch
 from batchbook.runtime.store import Store
+from tests.runtime.conftest import run_python, setup_local
 
 ENGINE_SCRIPT = r"""
 import sys, time
