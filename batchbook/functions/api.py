@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import threading
 import time
 import uuid
@@ -22,7 +21,7 @@ from batchbook.functions.options import (
     parse_memory,
 )
 from batchbook.functions.payload import (
-    LEDGER,
+    append_ledger,
     chunk_inputs,
     code_hash,
     dumps,
@@ -200,7 +199,7 @@ def _submit_run(
             "source",
         )
     }
-    store.append(LEDGER, [json.dumps(ledger).encode() + b"\n"])
+    append_ledger(store, [ledger])
     job = MapJob(backend, manifest)
     if max_failures is not None:
         _FailureGuard(job, max_failures).start()

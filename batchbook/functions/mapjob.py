@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from batchbook.errors import ClientError, JobFailed, RemoteError, ResourceNotFound
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
-    LEDGER,
     Outcome,
     all_chunks,
+    append_ledger,
     decode_value,
     gc_paused,
     read_blocks,
@@ -385,8 +385,8 @@ class MapJob:
                 "delete them first"
             )
         now = int(time.time() * 1000)
-        lines = [json.dumps({"id": run.id, "deleted": now}).encode() + b"\n" for run in runs]
-        store.append(LEDGER, lines)  # first: a crash never leaves a listed run half-removed
+        # first: a crash never leaves a listed run half-removed
+        append_ledger(store, [{"id": run.id, "deleted": now} for run in runs])
         for run in runs:
             store.remove(f"runs/{run.id}")
             run.deleted = True

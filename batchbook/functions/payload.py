@@ -79,6 +79,11 @@ def run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
 
 
+def append_ledger(store: Any, entries: list[dict[str, Any]]) -> None:
+    """Add lines to the ledger, all in one append (see read_ledger)."""
+    store.append(LEDGER, [json.dumps(entry).encode() + b"\n" for entry in entries])
+
+
 def read_ledger(store: Any) -> tuple[list[dict[str, Any]], set[str]]:
     """The ledger lines of the runs that are still stored, and the ids of the deleted ones.
 
