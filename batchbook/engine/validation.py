@@ -1,15 +1,20 @@
-"""Request validation against botocore's Batch service model plus the service limits.
+"""Request validation against a dated copy of AWS's service models, plus the service limits.
 
-The shapes (required members, types, enums, unknown members) come from the
-service model that ships with botocore, so they never drift from what AWS and
-boto3 accept. The limits the model does not carry (array size, attempts, ...)
-are in :func:`check_range` calls at the operations that need them.
+The shapes (required members, types, enums, unknown members) come from the Batch and
+CloudWatch Logs service models shipped in ``batchbook/models`` (copied from botocore,
+see ``models/index.json`` for the date and version), never from whichever botocore is
+installed: botocore's copies change between releases (1.44 stopped requiring
+``computeResources.subnets``), and the engine must behave the same everywhere. The
+limits the model does not carry (array size, attempts, ...) are in :func:`check_range`
+calls at the operations that need them.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import re
+from importlib import resources
 from typing import Any
 
 from batchbook.errors import ClientError
@@ -18,10 +23,18 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
 
 @functools.cache
-def service_model(service: str = "batch") -> Any:
-    import botocore.session
+def models_index() -> dict[str, str]:
+    """Which file holds each service's model, and when and from where it was copied."""
+    return json.loads(resources.files("batchbook").joinpath("models/index.json").read_text())
 
-    return botocore.session.get_session().get_service_model(service)
+
+@functools.cache
+def service_model(service: str = "batch") -> Any:
+    """The pinned model of ``service`` ("batch" or "logs") as a botocore ServiceModel."""
+    from botocore.model import ServiceModel
+
+    path = resources.files("batchbook").joinpath("models", models_index()[service])
+    return ServiceModel(json.loads(path.read_text()), service_name=service)
 
 
 def validate_request(

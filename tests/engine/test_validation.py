@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from batchbook.engine import Engine
+from batchbook.engine.validation import models_index, service_model
 from batchbook.errors import ClientError
 from tests.engine.conftest import Driver
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -142,14 +146,6 @@ def test_queue_takes_at_most_3_environments_that_exist(engine: Engine) -> None:
             "minvCpus: 4 is greater than maxvCpus 2",
         ),
         (
-            {
-                "computeEnvironmentName": "x",
-                "type": "MANAGED",
-                "computeResources": {"type": "EC2", "maxvCpus": 2},
-            },
-            "computeResources.subnets: required parameter is missing",
-        ),
-        (
             {"computeEnvironmentName": "ce", "type": "UNMANAGED"},
             "computeEnvironmentName: 'ce' already exists",
         ),
@@ -166,6 +162,49 @@ def test_queue_takes_at_most_3_environments_that_exist(engine: Engine) -> None:
 def test_compute_environment_errors(engine: Engine, request_: dict[str, Any], message: str) -> None:
     with pytest.raises(ClientError, match=message):
         engine.create_compute_environment(request_)
+
+
+FULL_COMPUTE_RESOURCES = {
+    "type": "EC2",
+    "minvCpus": 0,
+    "maxvCpus": 2,
+    "instanceTypes": ["optimal"],
+    "subnets": ["subnet-1"],
+    "securityGroupIds": ["sg-1"],
+    "instanceRole": "ecsInstanceRole",
+}
+
+
+@pytest.mark.parametrize(
+    "member", service_model("batch").shape_for("ComputeResource").required_members
+)
+def test_compute_resources_require_what_the_pinned_model_requires(engine: Engine, member: str) -> None:
+    resources = {k: v for k, v in FULL_COMPUTE_RESOURCES.items() if k != member}
+    with pytest.raises(ClientError, match=f"computeResources.{member}: required parameter is missing"):
+        engine.create_compute_environment(
+            {"computeEnvironmentName": "x", "type": "MANAGED", "computeResources": resources}
+        )
+
+
+def test_members_the_pinned_model_leaves_optional_are_optional(engine: Engine) -> None:
+    shape = service_model("batch").shape_for("ComputeResource")
+    optional = [m for m in FULL_COMPUTE_RESOURCES if m not in shape.required_members]
+    assert "subnets" in optional  # the pinned copy (botocore 1.44) no longer requires them
+    resources = {k: v for k, v in FULL_COMPUTE_RESOURCES.items() if k not in optional}
+    engine.create_compute_environment(
+        {"computeEnvironmentName": "x", "type": "MANAGED", "computeResources": resources}
+    )
+
+
+def test_the_model_is_the_dated_copy_in_the_package_not_botocores() -> None:
+    from importlib import resources
+
+    index = models_index()
+    assert index["copied"] and index["copied"] in (ROOT / "README.md").read_text()
+    for service in ("batch", "logs"):
+        path = resources.files("batchbook").joinpath("models", index[service])
+        assert service_model(service).api_version in index[service]
+        assert path.is_file()  # shipped as package data (pyproject's package-data)
 
 
 def test_delete_needs_disabled_and_unused(engine: Engine) -> None:
