@@ -178,9 +178,13 @@ FULL_COMPUTE_RESOURCES = {
 @pytest.mark.parametrize(
     "member", service_model("batch").shape_for("ComputeResource").required_members
 )
-def test_compute_resources_require_what_the_pinned_model_requires(engine: Engine, member: str) -> None:
+def test_compute_resources_require_what_the_pinned_model_requires(
+    engine: Engine, member: str
+) -> None:
     resources = {k: v for k, v in FULL_COMPUTE_RESOURCES.items() if k != member}
-    with pytest.raises(ClientError, match=f"computeResources.{member}: required parameter is missing"):
+    with pytest.raises(
+        ClientError, match=f"computeResources.{member}: required parameter is missing"
+    ):
         engine.create_compute_environment(
             {"computeEnvironmentName": "x", "type": "MANAGED", "computeResources": resources}
         )
