@@ -35,6 +35,21 @@ if TYPE_CHECKING:
 FINAL = ("SUCCEEDED", "FAILED")
 PROGRESS_SECONDS = 0.25
 _INPUT = operator.itemgetter(0)  # Outcome.input
+# to_frame's columns and the dtype each is built with (object: values exactly as they are)
+FRAME_COLUMNS = (
+    ("input", "object"),
+    ("result", "object"),
+    ("status", "object"),
+    ("error", "object"),
+    ("traceback", "object"),
+    ("attempts", "int64"),
+    ("started", "datetime"),  # from epoch ms; None -> NaT
+    ("stopped", "datetime"),
+    ("duration", "float64"),
+    ("peak_memory_mib", "float64"),
+    ("log_stream", "object"),
+    ("job_id", "object"),
+)
 STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
@@ -287,11 +302,16 @@ class MapJob:
         return all_chunks(self.manifest["payload"], store.get(run_key(self.id, "payload.bin")))
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per input: input, result, status, error, traceback, attempts, times, memory, log, job."""
+        """One row per input: input, result, status, error, traceback, attempts, times, memory, log, job.
+
+        Each column is built with its own dtype, never inferred from rows: ``result`` and
+        ``input`` hold the values exactly as returned and given (ints stay ints, None stays
+        None), the text columns are objects with None where there is nothing to say.
+        """
         import pandas as pd
 
         self._refresh(details=True)
-        rows = []
+        columns: dict[str, list[Any]] = {name: [] for name, _ in FRAME_COLUMNS}
         for i, args in enumerate(self.inputs()):
             status, outcome, detail = self._input_state(i)
             ok = status == "SUCCEEDED" and outcome is not None
@@ -303,23 +323,30 @@ class MapJob:
                 stream = attempts[number - 1]["container"].get("logStreamName")
             started = outcome.started if outcome else (detail or {}).get("startedAt")
             stopped = outcome.stopped if outcome else (detail or {}).get("stoppedAt")
-            rows.append(
-                {
-                    "input": _display(args),
-                    "result": outcome.value() if ok and outcome else None,
-                    "status": status,
-                    "error": _describe_error(error),
-                    "traceback": error.traceback if isinstance(error, RemoteError) else None,
-                    "attempts": number,
-                    "started": pd.to_datetime(started, unit="ms") if started else pd.NaT,
-                    "stopped": pd.to_datetime(stopped, unit="ms") if stopped else pd.NaT,
-                    "duration": (stopped - started) / 1000 if started and stopped else None,
-                    "peak_memory_mib": round(outcome.peak_kib / 1024, 1) if outcome else None,
-                    "log_stream": stream,
-                    "job_id": (detail or {}).get("jobId"),
-                }
+            row = (
+                _display(args),
+                outcome.value() if ok and outcome else None,
+                status,
+                _describe_error(error),
+                error.traceback if isinstance(error, RemoteError) else None,
+                number,
+                started,
+                stopped,
+                (stopped - started) / 1000 if started and stopped else None,
+                round(outcome.peak_kib / 1024, 1) if outcome else None,
+                stream,
+                (detail or {}).get("jobId"),
             )
-        return pd.DataFrame(rows)
+            for values, value in zip(columns.values(), row, strict=True):
+                values.append(value)
+        return pd.DataFrame(
+            {
+                name: pd.Series(pd.to_datetime(columns[name], unit="ms"))
+                if dtype == "datetime"
+                else pd.Series(columns[name], dtype=dtype)
+                for name, dtype in FRAME_COLUMNS
+            }
+        )
 
     def logs(self, index: int) -> list[str]:
         """The log lines input ``index`` printed (the whole attempt's log if it had no result).

@@ -42,6 +42,17 @@ def test_results_are_in_input_order_and_none_is_kept(backend: Backend) -> None:
     assert len(job.chunks) == 8  # ceil(50 / 7) children of one array job
 
 
+def test_the_frame_keeps_each_result_exactly_as_returned(backend: Backend) -> None:
+    job = batch.map(square_or_none, range(7), chunksize=3, wait=True)
+    frame = job.to_frame()  # pandas would make [0, 1, None, ...] a float column with NaN
+    assert frame["result"].dtype == object and frame["input"].dtype == object
+    assert frame["result"].tolist() == [None, 1, 4, None, 16, 25, None]
+    assert [type(v) for v in frame["result"]] == [type(None), int, int] * 2 + [type(None)]
+    assert [type(v) for v in frame["input"]] == [int] * 7
+    assert frame["attempts"].dtype == "int64" and frame["error"].tolist() == [None] * 7
+    assert str(frame["started"].dtype).startswith("datetime64")
+
+
 VALUES = [7, 10**40, 2.5, float("inf"), 3j, "text", "", "long" * 50_000, True, None, b"raw", [1, 2]]
 GROWING: list[int] = []
 
