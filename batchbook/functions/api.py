@@ -24,16 +24,15 @@ from batchbook.functions.payload import (
     append_ledger,
     chunk_inputs,
     code_hash,
-    dumps,
     gc_paused,
     pack_payload,
-    pickle_function,
     read_ledger,
     read_part,
     run_key,
     summary,
     to_json,
 )
+from batchbook.functions.pickling import dumps, pickle_function, sources
 from batchbook.functions.runner import EXIT_FINAL
 
 if TYPE_CHECKING:
@@ -125,8 +124,9 @@ def _submit_run(
         check_int("max_failures", max_failures, 0)
     environment_vars = check_env(env)
     retry_names = _retry_names(retry_on)
-    function_bytes = pickle_function(func)
-    kwargs_bytes = dumps(kwargs, "keyword arguments") if kwargs else None
+    filenames: set[str] = set()  # of the code pickled by value: its source goes with it
+    function_bytes = pickle_function(func, filenames)
+    kwargs_bytes = dumps(kwargs, "keyword arguments", filenames) if kwargs else None
     backend = backend or (source.backend if source else current())
     queue = backend.ensure_queue(queue)
     if source is not None:
@@ -142,7 +142,7 @@ def _submit_run(
             raise ClientError("iterables: there are no inputs")
         auto = chunksize is None and n > 1
         bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus) if auto else 1)
-    inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds)
+    inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
     dependencies = _dependencies(depends_on)
     backend.check_environment(environment.modules_used(func))
 
@@ -175,7 +175,7 @@ def _submit_run(
     }
     store = backend.store
     parts, manifest["payload"] = pack_payload(
-        function_bytes, kwargs_bytes or b"", inputs_bytes, offsets
+        function_bytes, kwargs_bytes or b"", inputs_bytes, offsets, sources(filenames)
     )
     store.create(run_key(run_id, "payload.bin"), parts)
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first

@@ -14,7 +14,13 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.errors import ClientError, JobFailed, RemoteError, ResourceNotFound
+from batchbook.errors import (
+    ClientError,
+    JobFailed,
+    RemoteError,
+    ResourceNotFound,
+    SerializationError,
+)
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     Outcome,
@@ -249,6 +255,8 @@ class MapJob:
     ) -> Exception:
         if outcome is not None and not outcome.ok:
             e = outcome.error()
+            if e.get("stage") == "result":  # the function returned, but not a picklable value
+                return SerializationError(f"input {index}: {e['message']}")
             return RemoteError(index, e["type"], e["message"], e["traceback"])
         if status not in FINAL:
             return JobFailed(f"input {index}: not finished ({status})")
@@ -475,7 +483,8 @@ def _describe_error(error: Exception | None) -> str | None:
         return None
     if isinstance(error, RemoteError):
         return f"{error.type_name}: {error.message}"
-    return str(error).split(": ", 1)[-1]
+    reason = str(error).split(": ", 1)[-1]  # without "input <i>: "
+    return reason if isinstance(error, JobFailed) else f"{type(error).__name__}: {reason}"
 
 
 class _TextBar:

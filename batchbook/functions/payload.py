@@ -35,9 +35,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
-import cloudpickle
-
-from batchbook.errors import SerializationError
+from batchbook.functions.pickling import dumps, to_bytes
 
 _BLOCK = struct.Struct(">III")  # pickle length, crc32 of pickle and buffers, buffer count
 OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pickle, not in it
@@ -203,7 +201,7 @@ def encode_value(value: Any) -> tuple[Any, int]:
         body = pickle.dumps(value, protocol=5, buffer_callback=in_band)
     except Exception:  # lambdas, local classes...: cloudpickle is slower, so only when needed
         buffers.clear()
-        body = cloudpickle.dumps(value, protocol=5, buffer_callback=in_band)
+        body = to_bytes(value, buffer_callback=in_band)
     if not buffers:
         return body, len(body)
     return (body, *buffers), len(body) + sum(b.raw().nbytes for b in buffers)
@@ -221,36 +219,8 @@ def decode_value(payload: Any, loads: Any = pickle.loads) -> Any:
     return payload
 
 
-def dumps(obj: Any, what: str) -> bytes:
-    """cloudpickle ``obj``, or a SerializationError that names ``what`` and the culprit."""
-    try:
-        return cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception as e:
-        raise SerializationError(
-            f"{what} cannot be pickled: {type(e).__name__}: {e}. Objects such as open files, "
-            "sockets, locks and database connections cannot be sent to a worker; create them "
-            "inside the function instead."
-        ) from e
-
-
-def pickle_function(func: Any) -> bytes:
-    """The function by value, with the local modules it uses (notebook helpers, local files)."""
-    from batchbook.functions.environment import is_local, referenced_modules
-
-    if not callable(func):
-        raise SerializationError(f"func: {func!r:.80} is not callable")
-    local = [m for m in referenced_modules(func) if is_local(m)]
-    for module in local:
-        cloudpickle.register_pickle_by_value(module)
-    try:
-        return dumps(func, f"function {getattr(func, '__qualname__', func)!r}")
-    finally:
-        for module in local:
-            cloudpickle.unregister_pickle_by_value(module)
-
-
 def pack_payload(
-    function: bytes, kwargs: bytes, inputs: bytes, offsets: list[int]
+    function: bytes, kwargs: bytes, inputs: bytes, offsets: list[int], sources: dict[str, str]
 ) -> tuple[list[bytes], dict[str, list[int]]]:
     """The parts of ``payload.bin`` and the layout (byte spans) the manifest keeps of them."""
     index = struct.pack(f">{len(offsets)}Q", *offsets)
@@ -260,6 +230,7 @@ def pack_payload(
         ("kwargs", kwargs),
         ("inputs", inputs),
         ("index", index),
+        ("sources", json.dumps(sources).encode()),
     ):
         spans[name] = [pos, pos + len(part)]
         parts.append(part)
@@ -286,13 +257,14 @@ def all_chunks(layout: dict[str, list[int]], payload: bytes | memoryview) -> lis
 
 
 def chunk_inputs(
-    args: list[tuple[Any, ...]], bounds: list[tuple[int, int]]
+    args: list[tuple[Any, ...]], bounds: list[tuple[int, int]], filenames: set[str]
 ) -> tuple[bytes, list[int]]:
-    """Pickle each chunk's argument tuples; return the concatenation and the offsets."""
+    """Pickle each chunk's argument tuples; return the concatenation and the offsets
+    (the files of code pickled by value are added to ``filenames``)."""
     parts, offsets, pos = [], [0], 0
     for start, end in bounds:
         try:
-            part = cloudpickle.dumps(args[start:end], protocol=pickle.HIGHEST_PROTOCOL)
+            part = to_bytes(args[start:end], filenames)
         except Exception:
             for i in range(start, end):  # find the input to blame
                 shown = args[i][0] if len(args[i]) == 1 else args[i]

@@ -22,6 +22,7 @@ from typing import Any
 
 from batchbook.functions.objects import LocalStore, open_store
 from batchbook.functions.options import chunk_bounds_of
+from batchbook.functions.pickling import culprit, register_sources
 from batchbook.functions.payload import (
     INLINE,
     OUT_OF_BAND,
@@ -73,6 +74,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     store = open_store(store_url)
     manifest = json.loads(store.get(run_key(run_id, "run.json")))
     layout = manifest["payload"]
+    if "sources" in layout:  # tracebacks show the submitted cells and files, line by line
+        register_sources(json.loads(read_part(store, run_id, layout["sources"])))
     func = pickle.loads(read_part(store, run_id, layout["function"]))
     kwargs = pickle.loads(read_part(store, run_id, layout["kwargs"])) if manifest["kwargs"] else {}
     retry_on = tuple(manifest.get("retryOn") or ())
@@ -98,8 +101,14 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             if kind in inline and (kind is not str or len(value) < OUT_OF_BAND):
                 payload, ok = value, True
             else:
-                (payload, size), ok = encode(value), True
-                unwritten += size
+                try:
+                    (payload, size), ok = encode(value), True
+                except Exception as e:
+                    payload, ok = _unpicklable_payload(value, e), False
+                    failed += 1
+                    retryable += not retry_on
+                else:
+                    unwritten += size
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
             retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
@@ -163,6 +172,19 @@ def _error_payload(e: BaseException) -> bytes:
     )
     return pickle.dumps(
         {"type": type(e).__qualname__, "message": str(e), "traceback": tb},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+def _unpicklable_payload(value: Any, e: Exception) -> bytes:
+    """The error of a result that cannot leave the worker: which part of it, and why."""
+    message = (
+        f"its result could not be pickled{culprit(value)}: {type(e).__name__}: {e}. Return "
+        "plain data (numbers, strings, lists, dicts, arrays, frames): open files, locks, "
+        "sockets and connections cannot leave the worker."
+    )
+    return pickle.dumps(
+        {"type": "SerializationError", "message": message, "traceback": None, "stage": "result"},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
