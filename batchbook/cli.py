@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from batchbook.runtime.local import default_state_dir
+from batchbook.wording import count
 
 
 def estimate_pi(samples: int, seed: int) -> float:
@@ -25,9 +25,11 @@ def estimate_pi(samples: int, seed: int) -> float:
 
 def demo(state_dir: Path) -> int:
     import batchbook as batch
-    from batchbook.server.discovery import stop_service
+    from batchbook.server.discovery import find_service, stop_service
 
-    shutil.rmtree(state_dir, ignore_errors=True)
+    # The demo's own state dir, never emptied: it may hold earlier demo runs, and a service
+    # may be using it (one started by the reattach line below is left running).
+    started_here = find_service(state_dir) is None
     print(f"batchbook demo: local AWS-Batch-compatible service in {state_dir}")
     batch.use(state_dir)
     try:
@@ -37,12 +39,13 @@ def demo(state_dir: Path) -> int:
             estimate_pi,
             [s for s, _ in grid],
             [seed for _, seed in grid],
-            name="monte-carlo-pi",
+            name=DEMO_NAME,
             memory="256 MiB",
             retries=1,
         )
         print(
-            f"submitted {len(grid)} inputs as array job {job.job_id} ({len(job.chunks)} children)"
+            f"submitted {count(len(grid), 'input')} as array job {job.job_id} "
+            f"({count(len(job.chunks), 'child', 'children')})"
         )
         job.wait()
         frame = job.to_frame()
@@ -50,16 +53,29 @@ def demo(state_dir: Path) -> int:
         with pd_options():
             print(frame[columns].to_string())
         good = frame[frame["status"] == "SUCCEEDED"]["result"]
+        failed = len(frame) - len(good)
         print(
-            f"\npi ~ {good.mean():.4f} from {len(good)} estimates; {len(frame) - len(good)} inputs failed"
+            f"\npi ~ {good.mean():.4f} from {count(len(good), 'estimate')}; "
+            f"{count(failed, 'input')} failed"
         )
         print(f"logs of input 0: {job.logs(0)}")
-        print(
-            f"done in {time.monotonic() - started:.2f} s; reattach with batch.attach('monte-carlo-pi')"
-        )
-        return 0 if len(good) == len(grid) - 1 else 1
+        print(f"done in {time.monotonic() - started:.2f} s")
+        print(f"\nreattach from any Python, later:\n    {reattach_line(state_dir)}")
+        return 0 if failed == 1 else 1
     finally:
-        stop_service(state_dir)
+        if started_here:
+            stop_service(state_dir)
+
+
+DEMO_NAME = "monte-carlo-pi"
+
+
+def reattach_line(state_dir: Path) -> str:
+    """Python that gives the demo's last map back, in any new process."""
+    return (
+        f"import batchbook as batch; batch.use({str(state_dir)!r}); "
+        f"job = batch.attach({DEMO_NAME!r})"
+    )
 
 
 def pd_options() -> Any:
@@ -95,6 +111,11 @@ def status(args: argparse.Namespace) -> int:
     service = find_service(args.state_dir)
     if service is None:
         print(f"no batchbook service is running for {args.state_dir}")
+        print(
+            "It starts by itself on the first batch.map (or batchbook.server.discovery."
+            "ensure_service()) and then keeps running; to run it in this terminal instead:\n"
+            f"    batchbook serve --state-dir {args.state_dir}"
+        )
         return 1
     print(f"batchbook service {service.url} (pid {service.pid}) on {service.state_dir}")
     print("\nTo use it from the AWS CLI or boto3, add this to ~/.aws/config:\n")

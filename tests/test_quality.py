@@ -52,3 +52,11 @@ def test_public_api_is_sorted_and_importable() -> None:
     for name in batchbook.__all__:
         assert getattr(batchbook, name) is not None
     assert callable(batchbook.map) and issubclass(batchbook.Executor, object)
+
+
+def test_readme_opens_with_the_two_commands_and_links_only_inside_the_project() -> None:
+    text = (ROOT / "README.md").read_text()
+    lines = text.split("```bash\n", 1)[1].splitlines()[:2]
+    assert lines[0].startswith("pip install -e . && batchbook demo")  # no dev extra to try it
+    assert lines[1].startswith('pip install -e ".[dev]" && python -m pytest -q')
+    assert "../" not in text  # a newcomer's clone has nothing beside it

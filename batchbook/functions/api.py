@@ -34,6 +34,7 @@ from batchbook.functions.payload import (
 )
 from batchbook.functions.pickling import dumps, pickle_function, sources
 from batchbook.functions.runner import EXIT_FINAL
+from batchbook.wording import count
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -342,7 +343,7 @@ class _FailureGuard(threading.Thread):
                 failed = sum(1 for o in self.job._outcomes.values() if not o.ok)
                 if failed > self.max_failures:
                     self.job.cancel(
-                        f"max_failures: {failed} inputs failed (at most {self.max_failures} allowed)"
+                        f"max_failures: {count(failed, 'input')} failed (at most {self.max_failures} allowed)"
                     )
                     return
                 if self.job.done:

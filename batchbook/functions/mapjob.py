@@ -7,6 +7,7 @@ one per chunk of inputs) and the object store (one result frame per input).
 from __future__ import annotations
 
 import json
+import math
 import operator
 import sys
 import threading
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from batchbook.engine.jobs import ESSENTIAL_EXITED, LOG_GROUP, OOM_REASON, oom_usage
 from batchbook.errors import (
     ClientError,
     JobFailed,
@@ -32,6 +34,7 @@ from batchbook.functions.payload import (
     read_ledger,
     run_key,
 )
+from batchbook.wording import count
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -263,9 +266,30 @@ class MapJob:
         detail = detail or self._parent
         reason = detail.get("statusReason", "no result")
         code = (detail.get("container") or {}).get("exitCode")
-        if reason == "Essential container in task exited" and code:
+        if reason == ESSENTIAL_EXITED and code:
             reason = f"the worker exited with code {code} before this input finished (see .logs({index}))"
+        elif reason == OOM_REASON:
+            reason += self._memory_used(detail)
         return JobFailed(f"input {index}: {reason}")
+
+    def _memory_used(self, detail: dict[str, Any]) -> str:
+        """What an attempt killed for memory used, against its limit (from its log's last line)."""
+        limit = self.manifest["options"]["memoryMiB"]
+        stream = (detail.get("container") or {}).get("logStreamName")
+        last = []
+        if stream:
+            last = self.backend.logs.get_log_events(
+                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=1
+            )["events"]
+        usage = oom_usage(last[0]["message"]) if last else None
+        if usage is None:  # AWS does not say what was used
+            return f' (its limit was {limit} MiB): ask for more, e.g. memory="{2 * limit} MiB"'
+        used, limit = usage
+        more = 1 << math.ceil(math.log2(used * 1.2))
+        return (
+            f" (it used {used} MiB, over its limit of {limit} MiB): ask for more, "
+            f'e.g. memory="{more} MiB"'
+        )
 
     def result_of_final(self, detail: dict[str, Any], index: int) -> Any:
         """The result of input ``index`` of a one-chunk map, given its final DescribeJobs detail."""
@@ -362,6 +386,11 @@ class MapJob:
         Lines are counted as the function writes them to sys.stdout/sys.stderr; output
         written straight to the file descriptors (subprocesses, C code) is not attributed.
         """
+        if not 0 <= index < self.size:
+            raise IndexError(
+                f"logs({index!r}): map {self.name} has {count(self.size, 'input')}, "
+                f"so the index is 0 to {self.size - 1}"
+            )
         self._refresh(details=True)
         _status, outcome, detail = self._input_state(index)
         attempts = (detail or {}).get("attempts", [])
@@ -374,7 +403,7 @@ class MapJob:
         token = None
         while end is None or len(lines) < end:
             page = self.backend.logs.get_log_events(
-                logGroupName="/aws/batch/job",
+                logGroupName=LOG_GROUP,
                 logStreamName=stream,
                 startFromHead=True,
                 **({"nextToken": token} if token else {}),
@@ -457,7 +486,7 @@ class MapJob:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k.lower()} {v}" for k, v in self._counts().items())
-        return f"<MapJob {self.name} ({self.size} inputs, job {self.job_id}): {counts}>"
+        return f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): {counts}>"
 
     def _repr_html_(self) -> str:
         import html
@@ -465,7 +494,7 @@ class MapJob:
         counts = self._counts()
         cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in counts.items())
         return (
-            f"<div><b>MapJob {html.escape(self.name)}</b> — {self.size} inputs, "
+            f"<div><b>MapJob {html.escape(self.name)}</b> — {count(self.size, 'input')}, "
             f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table></div>"
         )
 

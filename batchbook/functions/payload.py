@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 from batchbook.functions.pickling import dumps, to_bytes
+from batchbook.wording import count
 
 _BLOCK = struct.Struct(">III")  # pickle length, crc32 of pickle and buffers, buffer count
 OUT_OF_BAND = 64 * 1024  # payloads this big are written beside the block's pickle, not in it
@@ -289,7 +290,7 @@ def summary(args: list[tuple[Any, ...]]) -> str:
     if not args:
         return "no inputs"
     first = ", ".join(_short(a) for a in args[0])
-    return f"{len(args)} inputs, first ({first})"
+    return f"{count(len(args), 'input')}, first ({first})"
 
 
 def _short(value: Any) -> str:

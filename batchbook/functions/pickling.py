@@ -19,7 +19,6 @@ from __future__ import annotations
 import io
 import linecache
 import marshal
-import pickle
 import types
 from collections import ChainMap
 from typing import Any
@@ -147,4 +146,3 @@ def _picklable(value: Any) -> bool:
     except Exception:
         return False
     return True
-

@@ -22,7 +22,6 @@ from typing import Any
 
 from batchbook.functions.objects import LocalStore, open_store
 from batchbook.functions.options import chunk_bounds_of
-from batchbook.functions.pickling import culprit, register_sources
 from batchbook.functions.payload import (
     INLINE,
     OUT_OF_BAND,
@@ -35,6 +34,7 @@ from batchbook.functions.payload import (
     results_key,
     run_key,
 )
+from batchbook.functions.pickling import culprit, register_sources
 
 EXIT_FAILED = 1
 EXIT_FINAL = 2

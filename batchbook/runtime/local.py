@@ -27,10 +27,10 @@ from typing import Any
 import psutil
 
 from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
-from batchbook.engine.jobs import HOST_LOST
+from batchbook.engine.jobs import HOST_LOST, OOM_LOG_LINE
 from batchbook.errors import ClientError, StateDirInUse
 from batchbook.runtime.executor import Executor, group_rss, kill_stale_group
-from batchbook.runtime.logs import read_events
+from batchbook.runtime.logs import append_event, read_events
 from batchbook.runtime.store import Store
 
 OPERATIONS = (
@@ -98,8 +98,9 @@ class LocalBatch:
         self.executor = Executor(self.state_dir)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._pids: dict[str, tuple[int, int]] = {}  # task id -> (pid, memory limit in bytes)
-        self._oom: set[str] = set()
+        # task id -> (pid, memory limit in bytes, log stream) of each attempt in flight
+        self._pids: dict[str, tuple[int, int, str]] = {}
+        self._oom: dict[str, int] = {}  # task id -> bytes seen when it was killed for memory
         self._kill_at: dict[str, tuple[int, int]] = {}  # task id -> (epoch ms, pid) for SIGKILL
         self._next_memory_check = 0
         self.version = 0  # grows with every committed change (see wait_for_change)
@@ -296,7 +297,7 @@ class LocalBatch:
                 self._tick()
                 for action in self.engine.step():
                     if isinstance(action, StartAttempt):
-                        self._pids[action.task_id] = (0, action.memory_mib << 20)
+                        self._pids[action.task_id] = (0, action.memory_mib << 20, action.log_stream)
                         self.executor.launch(action)
                     elif isinstance(action, StopAttempt):
                         self.executor.signal_group(action.pid, signal.SIGTERM)
@@ -321,15 +322,18 @@ class LocalBatch:
         for msg in messages:
             if msg[0] == "started":
                 _, task_id, pid, ticks, at = msg
-                limit = self._pids.get(task_id, (0, 0))[1]
-                self._pids[task_id] = (pid, limit)
+                if task_id in self._pids:
+                    self._pids[task_id] = (pid, *self._pids[task_id][1:])
                 self.engine.attempt_started(task_id, pid, ticks, at)
             elif msg[0] == "exited":
                 _, task_id, code, peak_kib, cpu = msg
-                limit = self._pids.pop(task_id, (0, 0))[1]
+                _, limit, stream = self._pids.pop(task_id, (0, 0, ""))
                 self._kill_at.pop(task_id, None)
-                oom = task_id in self._oom or (limit > 0 and peak_kib * 1024 > limit)
-                self._oom.discard(task_id)
+                used = max(self._oom.pop(task_id, 0), peak_kib * 1024)
+                oom = limit > 0 and used > limit
+                if oom and stream:  # what AWS's reason leaves out, where the user looks
+                    line = OOM_LOG_LINE.format(used=-(-used >> 20), limit=limit >> 20)
+                    append_event(self.log_path(stream), now_ms(), line)
                 self.engine.attempt_exited(
                     task_id, code, oom=oom, peak_memory_kib=peak_kib, cpu_seconds=round(cpu, 4)
                 )
@@ -353,13 +357,13 @@ class LocalBatch:
             self._next_memory_check = now + self.memory_check_ms
             limits = {
                 pid: (task_id, limit)
-                for task_id, (pid, limit) in self._pids.items()
+                for task_id, (pid, limit, _) in self._pids.items()
                 if pid and limit
             }
             for pid, rss in group_rss(set(limits)).items():
                 task_id, limit = limits[pid]
                 if rss > limit and task_id not in self._oom:
-                    self._oom.add(task_id)
+                    self._oom[task_id] = rss
                     self.executor.signal_group(pid, signal.SIGKILL)
 
 

@@ -18,3 +18,10 @@ def read_events(path: Path, start: int = 0, limit: int = 10_000) -> list[tuple[i
             stamp, _, message = line.rstrip(b"\n").partition(b"\t")
             out.append((int(stamp), message.decode("utf-8", "replace")))
         return out
+
+
+def append_event(path: Path, at: int, message: str) -> None:
+    """Add one event (epoch ms ``at``) to a stream whose writer is done with it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "ab") as f:
+        f.write(f"{at}\t{message}\n".encode())

@@ -14,7 +14,7 @@ import os
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
@@ -30,7 +30,7 @@ _AUTH_RE = re.compile(
 @dataclass(frozen=True)
 class Credentials:
     access_key: str
-    secret_key: str
+    secret_key: str = field(repr=False)  # never in a repr, a log or a notebook's output
 
 
 def load_credentials(state_dir: Path) -> Credentials:

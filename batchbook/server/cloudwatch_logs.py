@@ -15,13 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from batchbook.engine.jobs import LOG_GROUP
 from batchbook.engine.registry import paginate, with_token
 from batchbook.engine.validation import validate_request
 from batchbook.errors import ClientError, InvalidParameter, ResourceNotFound
 from batchbook.runtime.local import LocalBatch
 from batchbook.runtime.logs import read_events
 
-LOG_GROUP = "/aws/batch/job"
 MAX_EVENTS = 10_000
 _TOKEN = re.compile(r"^([fb])/(\d{1,12})$")
 

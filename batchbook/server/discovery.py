@@ -29,6 +29,7 @@ from batchbook.runtime.local import default_state_dir
 from batchbook.server.auth import Credentials, load_credentials
 
 INFO_FILE = "service.json"
+PORT_FILE = "service.port"  # the last service's port: the next one takes it again if it is free
 START_TIMEOUT_SECONDS = 60.0
 DEFAULT_REGION = "us-east-1"
 
@@ -163,6 +164,15 @@ def write_info(state_dir: Path, url: str, port: int) -> None:
     tmp = state_dir / f".{INFO_FILE}.{os.getpid()}"
     tmp.write_text(json.dumps(info))
     tmp.replace(state_dir / INFO_FILE)
+    (state_dir / PORT_FILE).write_text(f"{port}\n")
+
+
+def last_port(state_dir: Path) -> int:
+    """The port the state dir's last service had (0: none yet)."""
+    try:
+        return int((state_dir / PORT_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def remove_info(state_dir: Path) -> None:

@@ -231,10 +231,17 @@ def run_service(
     **engine_options: Any,
 ) -> int:
     """``batchbook serve``: run until SIGTERM/SIGINT; the discovery file says where."""
-    from batchbook.server.discovery import remove_info, write_info
+    from batchbook.server.discovery import last_port, remove_info, write_info
 
     with LocalBatch(state_dir, **engine_options) as lb:
-        service = BatchService(lb, port=port, throttle_rps=throttle_rps)
+        # Port 0: the port of last time if it is free, so the profiles users copied stay right.
+        remembered = last_port(lb.state_dir) if port == 0 else 0
+        try:
+            service = BatchService(lb, port=remembered or port, throttle_rps=throttle_rps)
+        except OSError:
+            if not remembered:
+                raise
+            service = BatchService(lb, port=0, throttle_rps=throttle_rps)  # it was taken
 
         def stop(signum: int, frame: Any) -> None:
             service.shutdown()

@@ -215,9 +215,16 @@ def test_timeouts_and_oom_appear_in_the_frame(backend: Backend) -> None:
     assert slow_frame["status"].tolist() == ["SUCCEEDED", "FAILED"]
     assert slow_frame.loc[1, "error"] == "Job attempt duration exceeded timeout"
     assert big_frame.loc[0, "status"] == "FAILED"
-    assert big_frame.loc[0, "error"].startswith("OutOfMemoryError")
-    with pytest.raises(JobFailed, match="OutOfMemoryError"):
+    error = big_frame.loc[0, "error"]
+    assert error.startswith("OutOfMemoryError: Container killed due to memory usage (it used ")
+    used = int(error.split("it used ", 1)[1].split(" MiB")[0])
+    assert used > 128 and "over its limit of 128 MiB): ask for more" in error
+    with pytest.raises(JobFailed, match=r"OutOfMemoryError.*over its limit of 128 MiB"):
         big.results()
+    assert (
+        big.logs(0)[-1]
+        == f"batchbook: killed for memory: it used {used} MiB, over its limit of 128 MiB"
+    )
 
 
 def test_cancel_stops_queued_and_running_inputs(backend: Backend) -> None:
@@ -325,6 +332,11 @@ def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
     job = batch.map(chatty, range(6), chunksize=3, name="chatty-run")
     job.wait()
     assert job.logs(4) == ["working on 4", "done with 4"]
+    for wrong in (6, 99, -1):
+        with pytest.raises(IndexError, match=r"has 6 inputs, so the index is 0 to 5"):
+            job.logs(wrong)
+    one = batch.map(chatty, [7], name="one-input", wait=True)
+    assert "(1 input," in repr(one) and "1 input," in batch.jobs().iloc[0]["arguments"]
     ledger = batch.jobs()
     row = ledger[ledger["run_id"] == job.id].iloc[0]
     assert row["name"] == "chatty-run" and row["inputs"] == 6 and row["status"] == "SUCCEEDED"

@@ -16,13 +16,13 @@ import batchbook as batch
 from batchbook.errors import RemoteError, SerializationError
 from batchbook.functions.backend import Backend
 
-CELL = '''\
+CELL = """\
 def helper(x):
     return 1 / x
 
 def inverse_plus_one(x):
     return helper(x) + 1
-'''
+"""
 
 
 def test_a_cell_that_exists_only_here_shows_in_the_remote_traceback(backend: Backend) -> None:
@@ -44,11 +44,11 @@ def test_a_cell_that_exists_only_here_shows_in_the_remote_traceback(backend: Bac
     assert tb.rstrip().endswith("ZeroDivisionError: division by zero")
 
 
-MODULE = '''\
+MODULE = """\
 def parse(text):
     value = int(text)  # the line the traceback must show
     return value * 2
-'''
+"""
 
 
 def wait_for(path: str) -> str:

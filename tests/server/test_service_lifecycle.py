@@ -196,3 +196,43 @@ def test_eight_clients_submitting_1000_jobs_each_lose_nothing(tmp_path: Path) ->
             assert by_id[job_id]["parameters"] == {"who": name}
     finally:
         stop_service(state)
+
+
+def test_the_service_comes_back_on_its_port_and_moves_only_when_it_is_taken(
+    tmp_path: Path,
+) -> None:
+    import socket
+
+    state = tmp_path / "state"
+    first = start(state)
+    port = int(first.url.rsplit(":", 1)[1])
+    stop_service(state)
+    again = start(state)  # the ~/.aws/config profile printed by `batchbook status` stays right
+    assert again.url == first.url and again.pid != first.pid
+    stop_service(state)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        moved = start(state)
+        assert moved.url != first.url
+        checked_client(moved).describe_job_queues()  # it answers on the new port
+    stop_service(state)
+
+
+def test_status_says_how_to_start_the_service_and_repr_keeps_the_secret(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    status = [sys.executable, "-m", "batchbook", "status", "--state-dir", str(state)]
+    out = subprocess.run(status, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 1
+    assert f"no batchbook service is running for {state}" in out.stdout
+    assert f"batchbook serve --state-dir {state}" in out.stdout
+    service = start(state)
+    try:
+        secret = service.credentials.secret_key
+        assert secret not in repr(service) and secret not in str(service)
+        assert service.credentials.access_key in repr(service)
+        out = subprocess.run(status, capture_output=True, text=True, cwd=ROOT)
+        assert out.returncode == 0 and service.url in out.stdout
+        assert secret in out.stdout  # the profile itself is what status is for
+    finally:
+        stop_service(state)
