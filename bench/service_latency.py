@@ -37,12 +37,12 @@ from botocore.config import Config
 
 from batchbook.runtime.local import create_queue
 from batchbook.server.discovery import ensure_service, stop_service
+from batchbook.vocabulary import FINAL
 
 COMMAND = ["python", "-c", "pass"]
 RESOURCES = [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "256"}]
 TARGET_MS = 25.0
 IDS_PER_CALL = 100
-FINAL = ("SUCCEEDED", "FAILED")
 # The same retry configuration as Service.client, so both clients do the same work per call.
 CLIENT_CONFIG = {"retries": {"mode": "adaptive", "max_attempts": 10}}
 

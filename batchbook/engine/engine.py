@@ -19,40 +19,36 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import (
+from batchbook.engine.jobs import Job, JobSpec, Task
+from batchbook.engine.registry import Host, Registry, check_env, check_tags, check_timeout
+from batchbook.engine.resources import NONE, Resources, job_resources
+from batchbook.engine.retry import RetryStrategy
+from batchbook.errors import ClientError
+from batchbook.validation import check_name, validate_request
+from batchbook.vocabulary import (
     ACTIVE,
+    ARRAY_SIZE,
     CANCELLABLE,
     CHILD_FAILED,
     DEPENDENCY_FAILED,
     ESSENTIAL_EXITED,
     FINAL,
+    MAX_DEPENDS_ON,
+    MAX_DESCRIBE_JOBS,
+    MAX_SUBMIT_BYTES,
+    MAX_TAGS,
+    MISFIT_REASON,
     OOM_REASON,
     STATUSES,
     TIMEOUT_REASON,
-    Job,
-    JobSpec,
-    Task,
-)
-from batchbook.engine.registry import (
-    Host,
-    Registry,
-    check_env,
-    check_tags,
-    check_timeout,
+    check_range,
+    log_stream_name,
+    name_of,
     paginate,
 )
-from batchbook.engine.resources import NONE, Resources, job_resources
-from batchbook.engine.retry import RetryStrategy
-from batchbook.engine.validation import check_name, check_range, validate_request
-from batchbook.errors import ClientError
 
 Clock = Callable[[], int]  # epoch milliseconds
 
-MAX_SUBMIT_BYTES = 30 * 1024
-MISFIT_REASON = (
-    "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement ({need}) is higher "
-    "than that can be met by the CE(s) attached to the job queue ({have})."
-)
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
 _BATCH_ARN = re.compile(
     r"^arn:aws[a-z-]*:batch:[a-z0-9-]*:\d{12}:(compute-environment|job-queue|job-definition|job)/(.+)$"
@@ -168,7 +164,7 @@ class Engine:
 
     def untag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UntagResource", req)
-        check_range("tagKeys", len(req["tagKeys"]), 1, 50)
+        check_range("tagKeys", len(req["tagKeys"]), 1, MAX_TAGS)
         drop = set(req["tagKeys"])
         self._retag(
             req["resourceArn"], lambda tags: {k: v for k, v in tags.items() if k not in drop}
@@ -221,7 +217,7 @@ class Engine:
         if jobdef["status"] != "ACTIVE":
             raise ClientError(f"jobDefinition: {jobdef['jobDefinitionArn']} is INACTIVE")
         array_size = (req.get("arrayProperties") or {}).get("size")
-        check_range("arrayProperties.size", array_size, 2, 10_000)
+        check_range("arrayProperties.size", array_size, *ARRAY_SIZE)
         overrides = req.get("containerOverrides") or {}
         check_env(overrides.get("environment"), "containerOverrides.environment")
         resources = job_resources(jobdef["containerProperties"], overrides)
@@ -267,8 +263,10 @@ class Engine:
     def _check_dependencies(
         self, depends_on: list[dict[str, Any]], array_size: int | None
     ) -> tuple[list[Job], Job | None, bool]:
-        if len(depends_on) > 20:
-            raise ClientError(f"dependsOn: {len(depends_on)} dependencies; at most 20 are allowed")
+        if len(depends_on) > MAX_DEPENDS_ON:
+            raise ClientError(
+                f"dependsOn: {len(depends_on)} dependencies; at most {MAX_DEPENDS_ON} are allowed"
+            )
         plain: list[Job] = []
         n_to_n: Job | None = None
         sequential = False
@@ -566,9 +564,9 @@ class Engine:
         job.ce = ce
         job.status_reason = None
         task_id = uuid.uuid4().hex
-        jobdef = self.registry.jobdefs[job.spec.job_definition_arn.rsplit("/", 1)[-1]]
+        jobdef = self.registry.jobdefs[name_of(job.spec.job_definition_arn)]
         task = Task(
-            task_id, len(job.attempts) + 1, f"{jobdef['jobDefinitionName']}/default/{task_id}"
+            task_id, len(job.attempts) + 1, log_stream_name(jobdef["jobDefinitionName"], task_id)
         )
         job.task = task
         self._tasks[task_id] = job
@@ -687,8 +685,10 @@ class Engine:
     def describe_jobs(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("DescribeJobs", req)
         ids = req["jobs"]
-        if len(ids) > 100:
-            raise ClientError(f"jobs: {len(ids)} job ids; at most 100 are allowed per call")
+        if len(ids) > MAX_DESCRIBE_JOBS:
+            raise ClientError(
+                f"jobs: {len(ids)} job ids; at most {MAX_DESCRIBE_JOBS} are allowed per call"
+            )
         return {"jobs": [self.job_detail(self.jobs[i]) for i in ids if i in self.jobs]}
 
     def list_jobs(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -741,15 +741,12 @@ class Engine:
                 return [j for j in jobs if j.created_at < at]
             return [j for j in jobs if j.created_at > at]
         if name == "JOB_DEFINITION":
-            ref = value.rsplit("/", 1)[-1]
+            ref = name_of(value)
             return [
                 j
                 for j in jobs
                 if j.spec.job_definition_arn.endswith("/" + ref)
-                or (
-                    ":" not in ref
-                    and j.spec.job_definition_arn.rsplit("/", 1)[-1].split(":")[0] == ref
-                )
+                or (":" not in ref and name_of(j.spec.job_definition_arn).split(":")[0] == ref)
             ]
         raise ClientError(
             f"filters.name: {name!r} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
@@ -776,7 +773,7 @@ class Engine:
 
     def job_detail(self, job: Job) -> dict[str, Any]:
         spec, req = job.spec, job.spec.request
-        jobdef = self.registry.jobdefs[spec.job_definition_arn.rsplit("/", 1)[-1]]
+        jobdef = self.registry.jobdefs[name_of(spec.job_definition_arn)]
         props = jobdef["containerProperties"]
         overrides = req.get("containerOverrides") or {}
         container: dict[str, Any] = {

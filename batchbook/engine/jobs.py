@@ -2,37 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.resources import Resources
 from batchbook.engine.retry import RetryStrategy
-
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
-FINAL = frozenset(("SUCCEEDED", "FAILED"))
-ACTIVE = frozenset(("STARTING", "RUNNING"))
-CANCELLABLE = frozenset(("SUBMITTED", "PENDING", "RUNNABLE"))
-
-ESSENTIAL_EXITED = "Essential container in task exited"
-TIMEOUT_REASON = "Job attempt duration exceeded timeout"
-DEPENDENCY_FAILED = "Dependent Job failed"
-CHILD_FAILED = "Array Child Job failed"
-OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
-HOST_LOST = "Host EC2 (instance local) terminated."
-LOG_GROUP = "/aws/batch/job"  # CloudWatch Logs group of every attempt's log stream
-# The last line the local engine writes to the log stream of an attempt it killed for memory
-# (AWS's OOM reason gives neither the limit nor what was used).
-OOM_LOG_LINE = "batchbook: killed for memory: it used {used} MiB, over its limit of {limit} MiB"
-_OOM_LOG_RE = re.compile(
-    re.escape(OOM_LOG_LINE).replace(r"\{used\}", r"(\d+)").replace(r"\{limit\}", r"(\d+)")
-)
-
-
-def oom_usage(line: str) -> tuple[int, int] | None:
-    """(used MiB, limit MiB) from an OOM_LOG_LINE, or None for any other line."""
-    m = _OOM_LOG_RE.fullmatch(line)
-    return (int(m.group(1)), int(m.group(2))) if m else None
+from batchbook.vocabulary import FINAL
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from batchbook.engine.resources import (
     job_resources,
 )
 from batchbook.engine.retry import RetryStrategy
-from batchbook.engine.validation import check_name, check_range, validate_request
 from batchbook.errors import ClientError
+from batchbook.validation import check_name, validate_request
+from batchbook.vocabulary import MAX_TAGS, check_range, name_of, paginate, with_token
 
 LOCAL_ACCOUNT = "123456789012"
 
@@ -30,26 +30,6 @@ class Host:
     memory_mib: int
     region: str = "us-east-1"
     account: str = LOCAL_ACCOUNT
-
-
-def paginate(
-    items: list[Any], max_results: int | None, next_token: str | None, limit: int
-) -> tuple[list[Any], str | None]:
-    """Slice ``items`` by an opaque offset token; return the page and the next token."""
-    check_range("maxResults", max_results, 1, limit)
-    start = 0
-    if next_token:
-        try:
-            start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
-        except ValueError:
-            raise ClientError(
-                f"nextToken: {next_token!r:.60} is not a token this service issued"
-            ) from None
-    size = max_results or limit
-    page = items[start : start + size]
-    more = start + size < len(items)
-    token = base64.urlsafe_b64encode(str(start + size).encode()).decode() if more else None
-    return page, token
 
 
 class Registry:
@@ -132,7 +112,7 @@ class Registry:
         self._changed("ce", name, ce)
 
     def compute_environment(self, ref: str, field: str = "computeEnvironment") -> dict[str, Any]:
-        ce = self.ces.get(ref.rsplit("/", 1)[-1]) if ref.startswith("arn:") else self.ces.get(ref)
+        ce = self.ces.get(name_of(ref)) if ref.startswith("arn:") else self.ces.get(ref)
         if ce is None:
             raise ClientError(f"{field}: compute environment {ref!r} does not exist")
         return ce
@@ -249,9 +229,7 @@ class Registry:
         return queue
 
     def queue_environments(self, queue: dict[str, Any]) -> list[str]:
-        return [
-            e["computeEnvironment"].rsplit("/", 1)[-1] for e in queue["computeEnvironmentOrder"]
-        ]
+        return [name_of(e["computeEnvironment"]) for e in queue["computeEnvironmentOrder"]]
 
     def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UpdateJobQueue", req)
@@ -331,7 +309,7 @@ class Registry:
 
     def job_definition(self, ref: str, field: str = "jobDefinition") -> dict[str, Any]:
         """Resolve ``name`` (latest ACTIVE revision), ``name:N`` or an ARN."""
-        key = ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref
+        key = name_of(ref) if ref.startswith("arn:") else ref
         if ":" in key:
             jobdef = self.jobdefs.get(key)
         else:
@@ -350,7 +328,7 @@ class Registry:
     def deregister_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("DeregisterJobDefinition", req)
         ref = req["jobDefinition"]
-        if ":" not in ref.rsplit("/", 1)[-1]:
+        if ":" not in name_of(ref):
             raise ClientError(
                 f"jobDefinition: {ref!r} must name a revision (name:revision or an ARN)"
             )
@@ -367,7 +345,7 @@ class Registry:
         if req.get("jobDefinitions"):
             wanted = set()
             for ref in req["jobDefinitions"]:
-                key = ref.rsplit("/", 1)[-1]
+                key = name_of(ref)
                 wanted.add(key)
             items = [
                 d
@@ -418,13 +396,7 @@ class Registry:
 
     @staticmethod
     def _find(table: dict[str, dict[str, Any]], ref: str) -> dict[str, Any] | None:
-        return table.get(ref.rsplit("/", 1)[-1] if ref.startswith("arn:") else ref)
-
-
-def with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
-    if token:
-        out["nextToken"] = token
-    return out
+        return table.get(name_of(ref) if ref.startswith("arn:") else ref)
 
 
 def check_env(env: list[dict[str, str]] | None, field: str) -> None:
@@ -440,8 +412,8 @@ def check_tags(tags: dict[str, str] | None, field: str) -> None:
     """AWS's tag limits: at most 50, keys 1-128 characters not starting with aws:, values up to 256."""
     if not tags:
         return
-    if len(tags) > 50:
-        raise ClientError(f"{field}: {len(tags)} tags; at most 50 are allowed")
+    if len(tags) > MAX_TAGS:
+        raise ClientError(f"{field}: {len(tags)} tags; at most {MAX_TAGS} are allowed")
     for key, value in tags.items():
         if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
             raise ClientError(

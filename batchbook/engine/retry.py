@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from batchbook.engine.validation import check_range
 from batchbook.errors import ClientError
+from batchbook.vocabulary import MAX_ATTEMPTS, check_range
 
 _REASON_PATTERN = re.compile(r"^[A-Za-z0-9.:\s]*\*?$")
 _EXIT_CODE_PATTERN = re.compile(r"^[0-9]*\*?$")
@@ -39,7 +39,7 @@ class RetryStrategy:
         if not value:
             return cls()
         attempts = value.get("attempts", 1)
-        check_range(f"{field}.attempts", attempts, 1, 10)
+        check_range(f"{field}.attempts", attempts, 1, MAX_ATTEMPTS)
         rules = value.get("evaluateOnExit") or []
         if len(rules) > 5:
             raise ClientError(f"{field}.evaluateOnExit: {len(rules)} rules; at most 5 are allowed")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend, current
-from batchbook.functions.mapjob import FINAL, MapJob
+from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import (
     check_env,
     check_int,
@@ -34,6 +34,7 @@ from batchbook.functions.payload import (
 )
 from batchbook.functions.pickling import dumps, pickle_function, sources
 from batchbook.functions.runner import EXIT_FINAL
+from batchbook.vocabulary import FINAL
 from batchbook.wording import count
 
 if TYPE_CHECKING:

@@ -26,11 +26,11 @@ from batchbook.errors import (
 from batchbook.functions import environment
 from batchbook.functions.objects import LocalStore
 from batchbook.runtime.local import create_queue
+from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS, name_of
 
 RUNNER_JOBDEF = "batchbook-runner"
 DEFAULT_QUEUE = "batchbook"
 DEFAULT_MEMORY_MIB = 2048
-FINAL = ("SUCCEEDED", "FAILED")
 
 
 class Backend:
@@ -98,7 +98,7 @@ class Backend:
         if cached is not None and time.monotonic() - cached[0] < 30:
             return cached[1]
         q = self.batch.describe_job_queues(jobQueues=[queue])["jobQueues"][0]
-        names = [o["computeEnvironment"].rsplit("/", 1)[-1] for o in q["computeEnvironmentOrder"]]
+        names = [name_of(o["computeEnvironment"]) for o in q["computeEnvironmentOrder"]]
         ces = self.batch.describe_compute_environments(computeEnvironments=names)
         total = sum(
             ce.get("computeResources", {}).get("maxvCpus", 0) for ce in ces["computeEnvironments"]
@@ -109,8 +109,8 @@ class Backend:
     # ------------------------------------------------------------ jobs
     def describe(self, job_ids: list[str]) -> list[dict[str, Any]]:
         out = []
-        for i in range(0, len(job_ids), 100):
-            out += self.batch.describe_jobs(jobs=job_ids[i : i + 100])["jobs"]
+        for i in range(0, len(job_ids), MAX_DESCRIBE_JOBS):
+            out += self.batch.describe_jobs(jobs=job_ids[i : i + MAX_DESCRIBE_JOBS])["jobs"]
         return out
 
     def wait_for_change(

@@ -15,7 +15,6 @@ import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from batchbook.engine.jobs import ESSENTIAL_EXITED, LOG_GROUP, OOM_REASON, oom_usage
 from batchbook.errors import (
     ClientError,
     JobFailed,
@@ -34,6 +33,14 @@ from batchbook.functions.payload import (
     read_ledger,
     run_key,
 )
+from batchbook.vocabulary import (
+    ESSENTIAL_EXITED,
+    FINAL,
+    LOG_GROUP,
+    OOM_REASON,
+    STATUSES,
+    oom_usage,
+)
 from batchbook.wording import count
 
 if TYPE_CHECKING:
@@ -41,7 +48,6 @@ if TYPE_CHECKING:
 
     from batchbook.functions.backend import Backend
 
-FINAL = ("SUCCEEDED", "FAILED")
 PROGRESS_SECONDS = 0.25
 _INPUT = operator.itemgetter(0)  # Outcome.input
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
@@ -59,7 +65,6 @@ FRAME_COLUMNS = (
     ("log_stream", "object"),
     ("job_id", "object"),
 )
-STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 
 
 class MapJob:
@@ -195,7 +200,7 @@ class MapJob:
     def status(self) -> dict[str, int]:
         """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back)."""
         self._refresh(details=True)
-        counts = dict.fromkeys(STATUSES, 0)
+        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
         for i in range(self.size):
             counts[self._input_state(i)[0]] += 1
         return {k: v for k, v in counts.items() if v}

@@ -27,11 +27,11 @@ from typing import Any
 import psutil
 
 from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
-from batchbook.engine.jobs import HOST_LOST, OOM_LOG_LINE
 from batchbook.errors import ClientError, StateDirInUse
 from batchbook.runtime.executor import Executor, group_rss, kill_stale_group
 from batchbook.runtime.logs import append_event, read_events
 from batchbook.runtime.store import Store
+from batchbook.vocabulary import HOST_LOST, OOM_LOG_LINE
 
 OPERATIONS = (
     "CancelJob",

@@ -15,12 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from batchbook.engine.jobs import LOG_GROUP
-from batchbook.engine.registry import paginate, with_token
-from batchbook.engine.validation import validate_request
 from batchbook.errors import ClientError, InvalidParameter, ResourceNotFound
 from batchbook.runtime.local import LocalBatch
 from batchbook.runtime.logs import read_events
+from batchbook.validation import validate_request
+from batchbook.vocabulary import LOG_GROUP, paginate, with_token
 
 MAX_EVENTS = 10_000
 _TOKEN = re.compile(r"^([fb])/(\d{1,12})$")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from batchbook.engine.validation import service_model
 from batchbook.errors import ClientError
+from batchbook.validation import service_model
 
 LOGS_TARGET = "Logs_20140328."
 TAGS_PREFIX = "/v1/tags/"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from batchbook.engine import Engine
-from batchbook.engine.validation import models_index, service_model
 from batchbook.errors import ClientError
+from batchbook.validation import models_index, service_model
 from tests.engine.conftest import Driver
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,10 +10,9 @@ from typing import Any
 
 import pytest
 
-from batchbook.engine.validation import validate_response
 from batchbook.server.discovery import Service, ensure_service, stop_service
-
-FINAL = ("SUCCEEDED", "FAILED")
+from batchbook.validation import validate_response
+from batchbook.vocabulary import FINAL
 
 
 def start(state_dir: Path, *extra: str) -> Service:

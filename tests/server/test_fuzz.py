@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from batchbook.engine.validation import service_model
 from batchbook.server.discovery import Service, stop_service
+from batchbook.validation import service_model
 from tests.server.conftest import checked_client, make_jobdef, make_queue, start, wait_jobs
 from tests.server.test_batch_api import signed_request
 

@@ -14,8 +14,8 @@ from typing import Any
 import psutil
 import pytest
 
-from batchbook.engine.jobs import HOST_LOST
 from batchbook.server.discovery import find_service, stop_service
+from batchbook.vocabulary import HOST_LOST
 from tests.server.conftest import checked_client, make_jobdef, make_queue, start, wait_jobs
 
 ROOT = Path(__file__).resolve().parents[2]

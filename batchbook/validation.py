@@ -159,11 +159,6 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def check_range(field: str, value: int | float | None, low: float, high: float) -> None:
-    if value is not None and not low <= value <= high:
-        raise ClientError(f"{field}: {value} is out of range; allowed {low:g} to {high:g}")
-
-
 def check_name(field: str, value: str) -> None:
     if not NAME_RE.match(value):
         raise ClientError(
