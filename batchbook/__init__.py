@@ -11,8 +11,7 @@ it, so the public API is imported on first use (PEP 562), not here.
 from typing import Any
 
 from batchbook import errors
-
-__version__ = "0.1.0"
+from batchbook.version import __version__
 
 _LAZY = {
     "Executor": "batchbook.functions.api",

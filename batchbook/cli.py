@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from batchbook.runtime.local import default_state_dir
+from batchbook.home import default_state_dir, home
 from batchbook.wording import count
 
 
@@ -68,6 +68,7 @@ def demo(state_dir: Path) -> int:
 
 
 DEMO_NAME = "monte-carlo-pi"
+WORKER_MODULE = "batchbook.functions.worker"  # what every chunk of a map runs
 
 
 def reattach_line(state_dir: Path) -> str:
@@ -99,6 +100,7 @@ def serve(args: argparse.Namespace) -> int:
             throttle_rps=args.throttle,
             ready_fd=args.ready_fd,
             min_timeout_seconds=args.min_timeout,
+            preload=tuple(filter(None, args.preload.split(","))),
         )
     except (StateDirInUse, OSError) as e:
         print(f"batchbook serve: {e}", file=sys.stderr)
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     p_demo = sub.add_parser(
         "demo", help="run an example array job on the local engine and show the result"
     )
-    p_demo.add_argument("--state-dir", type=Path, default=default_state_dir().parent / "demo")
+    p_demo.add_argument("--state-dir", type=Path, default=home() / "demo")
     state_dir = {"type": Path, "default": default_state_dir(), "help": "engine state directory"}
     p_serve = sub.add_parser("serve", help="run the local Batch + CloudWatch Logs service")
     p_serve.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
@@ -161,6 +163,13 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         metavar="SECONDS",
         help="smallest attemptDurationSeconds accepted (AWS: 60)",
+    )
+    p_serve.add_argument(
+        "--preload",
+        default=WORKER_MODULE,
+        metavar="MODULE,...",
+        help="modules the fork server loads before the first python -m attempt (default: "
+        "batchbook's map worker)",
     )
     p_serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     for name, text in (

@@ -2,7 +2,7 @@
 
 import sys
 
-from batchbook.functions.runner import main
+from batchbook.functions.worker import main
 
 if __name__ == "__main__":
     sys.exit(main())

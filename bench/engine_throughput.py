@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 
-from batchbook.runtime.local import LocalBatch, create_queue
+from batchbook.functions.backend import create_queue
+from batchbook.runtime.local import LocalBatch
 
 CHILD = ["python", "-c", "pass"]
 
@@ -64,16 +65,16 @@ def peer_rate(children: int) -> float:
 
 def idle_memory_mb() -> tuple[float, float]:
     code = (
-        "import sys, tempfile, time; from batchbook.runtime.local import LocalBatch, create_queue\n"
-        "lb = LocalBatch(tempfile.mkdtemp()); print(lb.executor.proc.pid, flush=True); time.sleep(60)"
+        "import sys, tempfile, time; from batchbook.runtime.local import LocalBatch\n"
+        "lb = LocalBatch(tempfile.mkdtemp()); print(lb.launcher.proc.pid, flush=True); time.sleep(60)"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        zygote_pid = int(proc.stdout.readline())  # type: ignore[union-attr]
+        server_pid = int(proc.stdout.readline())  # type: ignore[union-attr]
         time.sleep(1.0)
         engine = psutil.Process(proc.pid).memory_info().rss / 1e6
-        zygote = psutil.Process(zygote_pid).memory_info().rss / 1e6
-        return engine, zygote
+        server = psutil.Process(server_pid).memory_info().rss / 1e6
+        return engine, server
     finally:
         proc.kill()
         proc.wait()
@@ -87,13 +88,13 @@ def main() -> None:
     args = parser.parse_args()
     rate, elapsed = engine_rate(args.children, args.max_vcpus)
     peer = peer_rate(args.peer_children)
-    engine_mb, zygote_mb = idle_memory_mb()
+    engine_mb, server_mb = idle_memory_mb()
     print(
         f"engine: {args.children} children of `python -c pass` in {elapsed:.2f} s = {rate:,.0f} children/s "
         f"(compute environment maxvCpus={args.max_vcpus}, {os.cpu_count()} cores)"
     )
     print(f"peer (fresh interpreter per child, {os.cpu_count()} at a time): {peer:,.0f} children/s")
-    print(f"idle engine RSS: {engine_mb:.1f} MB (+ fork server {zygote_mb:.1f} MB)")
+    print(f"idle engine RSS: {engine_mb:.1f} MB (+ fork server {server_mb:.1f} MB)")
     print(
         f"ratio: engine/peer = {rate / peer:.1f}x; target >= 1000 children/s: {'met' if rate >= 1000 else 'NOT met'}; "
         f"idle <= 80 MB: {'met' if engine_mb <= 80 else 'NOT met'}"

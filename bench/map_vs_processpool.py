@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import batchbook as batch
-from batchbook.runtime.local import create_queue
+from batchbook.functions.backend import create_queue
 from batchbook.server.discovery import stop_service
 
 N_SQUARES = 10_000

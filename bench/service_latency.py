@@ -35,7 +35,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from batchbook.runtime.local import create_queue
+from batchbook.functions.backend import create_queue
 from batchbook.server.discovery import ensure_service, stop_service
 from batchbook.vocabulary import FINAL
 

@@ -21,7 +21,7 @@ def test_ruff_is_clean() -> None:
 
 
 def test_package_root_and_fork_server_import_nothing_heavy() -> None:
-    code = "import sys, batchbook.runtime.zygote; print(sorted(m for m in ('pandas','boto3','botocore','numpy','sqlite3') if m in sys.modules))"
+    code = "import sys, batchbook.runtime.forkserver; print(sorted(m for m in ('pandas','boto3','botocore','numpy','sqlite3') if m in sys.modules))"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

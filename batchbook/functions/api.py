@@ -33,7 +33,7 @@ from batchbook.functions.payload import (
     to_json,
 )
 from batchbook.functions.pickling import dumps, pickle_function, sources
-from batchbook.functions.runner import EXIT_FINAL
+from batchbook.functions.worker import EXIT_FINAL
 from batchbook.vocabulary import FINAL
 from batchbook.wording import count
 

@@ -25,7 +25,6 @@ from batchbook.errors import (
 )
 from batchbook.functions import environment
 from batchbook.functions.objects import LocalStore
-from batchbook.runtime.local import create_queue
 from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS, name_of
 
 RUNNER_JOBDEF = "batchbook-runner"
@@ -187,6 +186,27 @@ class Backend:
                 f"{detail['status']} {detail.get('statusReason', '')}"
             )
         return json.loads(self.store.get(key))
+
+
+def create_queue(
+    batch: Any, name: str, max_vcpus: int, priority: int = 1, ce: str | None = None
+) -> None:
+    """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing).
+
+    ``batch`` is a Batch client (boto3's, or anything with its method names: a LocalBatch).
+    """
+    ce = ce or name
+    if not batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]:
+        batch.create_compute_environment(
+            computeEnvironmentName=ce,
+            type="MANAGED",
+            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": max_vcpus},
+        )
+    batch.create_job_queue(
+        jobQueueName=name,
+        priority=priority,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
+    )
 
 
 class MappedErrors:

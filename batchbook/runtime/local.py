@@ -28,9 +28,11 @@ import psutil
 
 from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
 from batchbook.errors import ClientError, StateDirInUse
-from batchbook.runtime.executor import Executor, group_rss, kill_stale_group
+from batchbook.home import default_state_dir
+from batchbook.runtime.launcher import Launcher
 from batchbook.runtime.logs import append_event, read_events
-from batchbook.runtime.store import Store
+from batchbook.runtime.proc import group_rss, kill_stale_group, signal_group
+from batchbook.runtime.statedb import StateDB
 from batchbook.vocabulary import HOST_LOST, OOM_LOG_LINE
 
 OPERATIONS = (
@@ -66,10 +68,6 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def default_state_dir() -> Path:
-    return Path(os.environ.get("BATCHBOOK_HOME", Path.home() / ".batchbook")) / "local"
-
-
 class LocalBatch:
     """An AWS-Batch-compatible engine on this machine, persisted in ``state_dir``."""
 
@@ -82,7 +80,9 @@ class LocalBatch:
         memory_check_seconds: float = 0.1,
         cpus: int | None = None,
         memory_mib: int | None = None,
+        preload: tuple[str, ...] = (),
     ):
+        """``preload``: modules the fork server loads before the first ``python -m`` attempt."""
         self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._lock_file = _lock_state_dir(self.state_dir)
@@ -93,9 +93,9 @@ class LocalBatch:
             memory_mib=memory_mib or psutil.virtual_memory().total // (1 << 20),
         )
         self.engine = Engine(now_ms, host, EngineConfig(min_timeout_seconds=min_timeout_seconds))
-        self.store = Store(self.state_dir / "state.db")
-        self.engine.load(*self.store.load())
-        self.executor = Executor(self.state_dir)
+        self.db = StateDB(self.state_dir / "state.db")
+        self.engine.load(*self.db.load())
+        self.launcher = Launcher(self.state_dir, preload)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         # task id -> (pid, memory limit in bytes, log stream) of each attempt in flight
@@ -110,7 +110,7 @@ class LocalBatch:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._recover()
-        self.executor.start()
+        self.launcher.start()
         self._thread = threading.Thread(target=self._loop, name="batchbook-scheduler", daemon=True)
         self._thread.start()
         self._wake()  # a reopened engine has work at once: submitted jobs, retried attempts
@@ -188,7 +188,7 @@ class LocalBatch:
         """Persist what changed since the last commit and tell the waiters (lock held)."""
         changes = self.engine.take_changes()
         if changes.objects or changes.jobs or changes.events:
-            self.store.save(changes)
+            self.db.save(changes)
             self.version += 1
             if any(job.final for job in changes.jobs):
                 self.finished += 1
@@ -236,9 +236,9 @@ class LocalBatch:
         with self._changed:
             self._changed.notify_all()  # wait_for_change callers return now
         self._thread.join(timeout=10)
-        self.executor.stop()
+        self.launcher.stop()
         with self._lock:
-            self.store.close()
+            self.db.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
         self._lock_file.close()
@@ -261,7 +261,7 @@ class LocalBatch:
         for _, task in self.engine.active_tasks():
             kill_stale_group(task.pid, task.pid_start)
             self.engine.attempt_lost(task.task_id, HOST_LOST)
-        self.store.save(self.engine.take_changes())
+        self.db.save(self.engine.take_changes())
 
     def _timeout(self) -> float | None:
         deadlines = [at for at, _ in self._kill_at.values()]
@@ -277,7 +277,7 @@ class LocalBatch:
     def _loop(self) -> None:
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
-        sel.register(self.executor.fileno(), selectors.EVENT_READ, "zygote")
+        sel.register(self.launcher.fileno(), selectors.EVENT_READ, "fork server")
         writing = False
         while not self._closing:
             events = sel.select(self._timeout())
@@ -287,36 +287,36 @@ class LocalBatch:
                 for key, _ in events:
                     if key.data == "wake":
                         _drain(self._wake_r)
-                    elif key.data == "zygote" and not self._on_zygote():
+                    elif key.data == "fork server" and not self._on_fork_server():
                         sel.unregister(key.fd)
                         if writing:
-                            sel.unregister(self.executor.write_fileno())
+                            sel.unregister(self.launcher.write_fileno())
                             writing = False
-                        self._restart_zygote()
-                        sel.register(self.executor.fileno(), selectors.EVENT_READ, "zygote")
+                        self._restart_fork_server()
+                        sel.register(self.launcher.fileno(), selectors.EVENT_READ, "fork server")
                 self._tick()
                 for action in self.engine.step():
                     if isinstance(action, StartAttempt):
                         self._pids[action.task_id] = (0, action.memory_mib << 20, action.log_stream)
-                        self.executor.launch(action)
+                        self.launcher.launch(action)
                     elif isinstance(action, StopAttempt):
-                        self.executor.signal_group(action.pid, signal.SIGTERM)
+                        signal_group(action.pid, signal.SIGTERM)
                         self._kill_at[action.task_id] = (now_ms() + self.kill_grace_ms, action.pid)
                 # Starts go out before the commit, so the fork server works while SQLite does.
                 # Safe: if this process dies before the commit, the fork server (its stdin
                 # closed) kills every attempt it started, and the reopened engine retries them.
-                pending = self.executor.flush()
+                pending = self.launcher.flush()
                 self._commit()
                 if pending != writing:
                     if pending:
-                        sel.register(self.executor.write_fileno(), selectors.EVENT_WRITE, "write")
+                        sel.register(self.launcher.write_fileno(), selectors.EVENT_WRITE, "write")
                     else:
-                        sel.unregister(self.executor.write_fileno())
+                        sel.unregister(self.launcher.write_fileno())
                     writing = pending
         sel.close()
 
-    def _on_zygote(self) -> bool:
-        messages = self.executor.read()
+    def _on_fork_server(self) -> bool:
+        messages = self.launcher.read()
         if messages is None:
             return False
         for msg in messages:
@@ -339,19 +339,19 @@ class LocalBatch:
                 )
         return True
 
-    def _restart_zygote(self) -> None:
+    def _restart_fork_server(self) -> None:
         for task_id in list(self._pids):
             self.engine.attempt_lost(task_id, HOST_LOST)
         self._pids.clear()
         self._kill_at.clear()
-        self.executor.stop()
-        self.executor.start()
+        self.launcher.stop()
+        self.launcher.start()
 
     def _tick(self) -> None:
         now = now_ms()
         for task_id, (at, pid) in list(self._kill_at.items()):
             if at <= now:
-                self.executor.signal_group(pid, signal.SIGKILL)
+                signal_group(pid, signal.SIGKILL)
                 del self._kill_at[task_id]
         if self._pids and now >= self._next_memory_check:
             self._next_memory_check = now + self.memory_check_ms
@@ -364,33 +364,7 @@ class LocalBatch:
                 task_id, limit = limits[pid]
                 if rss > limit and task_id not in self._oom:
                     self._oom[task_id] = rss
-                    self.executor.signal_group(pid, signal.SIGKILL)
-
-
-def create_queue(
-    lb: Any, name: str, max_vcpus: int, priority: int = 1, ce: str | None = None
-) -> None:
-    """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing).
-
-    ``lb`` is a LocalBatch or a boto3 Batch client: they share the method names.
-    """
-    ce = ce or name
-    if not lb.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]:
-        lb.create_compute_environment(
-            computeEnvironmentName=ce,
-            type="MANAGED",
-            computeResources={
-                "type": "EC2",
-                "minvCpus": 0,
-                "maxvCpus": max_vcpus,
-                "subnets": ["subnet-local"],
-            },
-        )
-    lb.create_job_queue(
-        jobQueueName=name,
-        priority=priority,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
-    )
+                    signal_group(pid, signal.SIGKILL)
 
 
 def _drain(fd: int) -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from batchbook.errors import ServiceUnavailable
-from batchbook.runtime.local import default_state_dir
+from batchbook.home import default_state_dir
 from batchbook.server.auth import Credentials, load_credentials
 
 INFO_FILE = "service.json"

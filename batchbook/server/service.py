@@ -20,12 +20,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from batchbook import __version__
 from batchbook.errors import BatchbookError, ClientError, ServerError, ThrottlingError
 from batchbook.runtime.local import LocalBatch
 from batchbook.server.auth import load_credentials, verify
 from batchbook.server.cloudwatch_logs import CloudWatchLogs
 from batchbook.server.routes import WAIT_OPERATION, route, service_of
+from batchbook.version import __version__
 
 MAX_BODY_BYTES = 1 << 20  # far above SubmitJob's 30 KiB; anything bigger is refused unread
 PING_PATH = "/batchbook/ping"

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from batchbook.runtime.local import LocalBatch, create_queue
+from batchbook.functions.backend import create_queue
+from batchbook.runtime.local import LocalBatch
 
 
 def setup_local(

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from batchbook.runtime.zygote import decode_frames, encode
+from batchbook.runtime.frames import decode_frames, encode
 
 DISPOSITIONS = (
     "import signal; print([str(signal.getsignal(s)) for s in "
@@ -30,7 +30,7 @@ def run_all(
             resource.setrlimit(resource.RLIMIT_NOFILE, (max_fds, hard))
 
     server = subprocess.Popen(
-        [sys.executable, "-m", "batchbook.runtime.zygote", str(tmp_path / "scratch"), *flags],
+        [sys.executable, "-m", "batchbook.runtime.forkserver", str(tmp_path / "scratch"), *flags],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         preexec_fn=limit_fds,

@@ -78,7 +78,7 @@ def test_fast_path_is_really_taken(lb: LocalBatch) -> None:
     code = "print(open('/proc/self/cmdline').read().split(chr(0))[1:3])"
     fast, slow = fast_and_exec(lb, code)
     assert log_lines(lb, fast) == [
-        "['-m', 'batchbook.runtime.zygote']"
+        "['-m', 'batchbook.runtime.forkserver']"
     ]  # a fork of the warm server
     assert log_lines(lb, slow) == [
         "['-c', \"print(open('/proc/self/cmdline').read().split(chr(0))[1:3])\"]"

@@ -13,7 +13,7 @@ import pytest
 
 from batchbook.errors import StateDirInUse
 from batchbook.runtime.local import LocalBatch
-from batchbook.runtime.store import Store
+from batchbook.runtime.statedb import StateDB
 from tests.runtime.conftest import run_python, setup_local
 
 ENGINE_SCRIPT = r"""
@@ -110,7 +110,7 @@ def test_a_reopened_engine_has_everything(tmp_path: Path) -> None:
         assert "no ENABLED compute environment" in lb.why(waiting)
         lb.update_compute_environment(computeEnvironment="ce", state="ENABLED")
         assert lb.wait([waiting], timeout=30)[waiting] == "SUCCEEDED"
-    events = Store(tmp_path / "state" / "state.db", readonly=True).events(waiting)
+    events = StateDB(tmp_path / "state" / "state.db", readonly=True).events(waiting)
     assert [status for _, status, _ in events] == [
         "SUBMITTED",
         "PENDING",
@@ -129,8 +129,7 @@ def test_one_engine_per_state_dir(tmp_path: Path) -> None:
 def test_a_stale_group_is_killed_only_if_its_leader_is_the_process_we_forked() -> None:
     import subprocess
 
-    from batchbook.runtime.executor import kill_stale_group
-    from batchbook.runtime.zygote import boot_ticks
+    from batchbook.runtime.proc import boot_ticks, kill_stale_group
 
     proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
     forked_at = boot_ticks()

@@ -1,23 +1,24 @@
-"""The fork server that launches every attempt (``python -m batchbook.runtime.zygote``).
+"""The fork server that launches every attempt (``python -m batchbook.runtime.forkserver``).
 
 A single-threaded, pre-warmed Python process. For each start request it forks a
 child that becomes its own session and process group, runs in a scratch
 directory with stdout and stderr on one pipe, and either execs the command or,
 for ``python -c ...`` / ``python -m ...``, runs it in the already-warm
-interpreter exactly as a fresh one would. The zygote reads the pipes, writes
+interpreter exactly as a fresh one would. The fork server reads the pipes, writes
 each line with a millisecond timestamp to the attempt's log file, reaps the
 children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
 
-Usage: ``python -m batchbook.runtime.zygote <scratch root> [--sigchld]``.
-Protocol on its stdin/stdout: frames of a 4-byte big-endian length and a pickle.
+Usage: ``python -m batchbook.runtime.forkserver <scratch root> [--preload MODULE,...]
+[--sigchld]``. Protocol on its stdin/stdout: frames (:mod:`batchbook.runtime.frames`).
 In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
 boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
 When its stdin closes (the engine is gone) it kills every child group and exits.
 
-This module imports nothing from batchbook beyond the package root, on purpose; the
-one exception is batchbook's own runner, loaded just before the first ``python -m
-batchbook.…`` start so that every chunk of a map forks with it warm (commands started
-after that see its modules, cloudpickle among them, already in sys.modules).
+This module imports nothing from batchbook beyond the package root and the light frames
+and /proc modules, on purpose. The modules it is told to preload (batchbook's map runner,
+say) are loaded just before the first ``python -m`` start, so that every attempt of that
+wave forks with them warm (commands started after that see them, and what they import,
+already in sys.modules).
 
 Nearly all of a short attempt's cost is the kernel's: the fork, each page the child
 (or this process, while children share it) writes being copied, and the exit. Hence
@@ -34,13 +35,11 @@ import contextlib
 import gc
 import io
 import os
-import pickle
 import resource
 import runpy
 import select
 import shutil
 import signal
-import struct
 import sys
 import threading
 import time
@@ -48,7 +47,9 @@ import types
 import warnings
 from typing import Any
 
-_HEADER = struct.Struct(">I")
+from batchbook.runtime.frames import decode_frames, encode
+from batchbook.runtime.proc import boot_ticks
+
 _PYTHON_NAMES = {"python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 # Variables that change how an interpreter starts: with any of them set, exec a real one.
 _STARTUP_VARS = {
@@ -72,25 +73,6 @@ _STARTUP_VARS = {
     "PYTHONPLATLIBDIR",
     "PYTHONINTMAXSTRDIGITS",
 }
-
-
-def encode(message: Any) -> bytes:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _HEADER.pack(len(body)) + body
-
-
-def decode_frames(buffer: bytearray) -> list[Any]:
-    """Take every complete frame off the front of ``buffer``."""
-    out = []
-    pos = 0
-    while len(buffer) - pos >= 4:
-        (size,) = _HEADER.unpack_from(buffer, pos)
-        if len(buffer) - pos - 4 < size:
-            break
-        out.append(pickle.loads(buffer[pos + 4 : pos + 4 + size]))
-        pos += 4 + size
-    del buffer[:pos]
-    return out
 
 
 def plan(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
@@ -130,9 +112,17 @@ class Child:
         self.rusage: Any = None
 
 
-class Zygote:
-    def __init__(self, ctrl_in: int, ctrl_out: int, scratch_root: str, pidfds: bool = True):
+class ForkServer:
+    def __init__(
+        self,
+        ctrl_in: int,
+        ctrl_out: int,
+        scratch_root: str,
+        pidfds: bool = True,
+        preload: tuple[str, ...] = (),
+    ):
         self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
+        self.preload = preload  # loaded before the first `python -m` start (see warm_up)
         self.base_env = dict(os.environ)
         own = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
         self.base_path = [p for p in sys.path[1:] if p not in own]
@@ -166,7 +156,7 @@ class Zygote:
         self.devnull = os.open(os.devnull, os.O_RDWR)
         self.free_scratch: list[str] = []  # empty scratch directories, reused instead of made anew
         self.log_dirs: set[str] = set()
-        self.warm = False  # batchbook's runner (and cloudpickle) loaded into the fork server yet?
+        self.warm = not preload  # the preload modules loaded yet?
 
     def serve(self) -> None:
         release_free_memory()
@@ -223,7 +213,7 @@ class Zygote:
                 scratch = os.path.join(self.scratch_root, task_id)
                 os.makedirs(scratch, exist_ok=True)
             mode, args, compiled = self.plan(argv, env_delta)
-            if mode == "m" and not self.warm and args[1].startswith("batchbook."):
+            if mode == "m" and not self.warm:
                 self.warm_up()
             ready.append((task_id, log_path, scratch, *os.pipe(), mode, args, compiled, env_delta))
         forked = []
@@ -250,10 +240,11 @@ class Zygote:
         return out
 
     def warm_up(self) -> None:
-        """Load batchbook's runner (and cloudpickle) here: the first map pays for it, once."""
+        """Load the preload modules here: the first wave of attempts pays for them, once."""
         import importlib
 
-        importlib.import_module("batchbook.functions.runner")
+        for name in self.preload:
+            importlib.import_module(name)
         self.warm = True
         release_free_memory()
 
@@ -494,28 +485,6 @@ def release_free_memory() -> None:
         trim(0)
 
 
-_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK")
-
-
-def boot_ticks() -> int:
-    """Now, in the clock ticks since boot that /proc/<pid>/stat counts start times in.
-
-    Read just after a fork, it is a hair later than the child's start time: cheaper
-    than reading the child's /proc entry, and as good for recognising it later.
-    """
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME) * _TICKS_PER_SECOND)
-
-
-def start_ticks(pid: int) -> int | None:
-    """The process start time in clock ticks since boot (field 22 of /proc/pid/stat)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return int(stat.rsplit(b")", 1)[1].split()[19])
-
-
 def run_python(
     mode: str,
     args: list[str],
@@ -528,7 +497,7 @@ def run_python(
     Kept lean on purpose: every object touched here costs a copied page in the child.
     """
     flags, target, *rest = args
-    env = os.environ  # the zygote's, i.e. the base environment, until the delta is applied
+    env = os.environ  # the fork server's, i.e. the base environment, until the delta is applied
     for key, value in env_delta.items():
         env[key] = value
     extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -536,7 +505,7 @@ def run_python(
     sys.argv = ["-c" if mode == "c" else "-m", *rest]
     sys.orig_argv = [sys.executable, *(f"-{f}" for f in flags), f"-{mode}", target, *rest]
     sys.dont_write_bytecode = "B" in flags or bool(env.get("PYTHONDONTWRITEBYTECODE"))
-    # The zygote's own, never-written standard streams sit on fds 0-2 with the buffering a
+    # The fork server's own, never-written standard streams sit on fds 0-2 with the buffering a
     # fresh interpreter gives a pipe (stdout block-buffered, stderr line-buffered).
     sys.stdin, sys.stdout, sys.stderr = sys.__stdin__, sys.__stdout__, sys.__stderr__
     if "u" in flags or env.get("PYTHONUNBUFFERED"):
@@ -592,9 +561,12 @@ def _finalize(code: int) -> int:
 
 
 def main() -> None:
-    """``python -m batchbook.runtime.zygote <scratch root> [--sigchld]`` (--sigchld: see
-    exits through SIGCHLD even where pidfds work, as on kernels before 5.3)."""
-    scratch_root = sys.argv[1]
+    """``python -m batchbook.runtime.forkserver <scratch root> [--preload M,...] [--sigchld]``
+    (--sigchld: see exits through SIGCHLD even where pidfds work, as on kernels before 5.3)."""
+    scratch_root, options = sys.argv[1], sys.argv[2:]
+    preload: tuple[str, ...] = ()
+    if "--preload" in options:
+        preload = tuple(filter(None, options[options.index("--preload") + 1].split(",")))
     ctrl_in, ctrl_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -603,7 +575,10 @@ def main() -> None:
     atexit._clear()
     global _libc
     _libc = load_libc()
-    Zygote(ctrl_in, ctrl_out, scratch_root, pidfds="--sigchld" not in sys.argv[2:]).serve()
+    server = ForkServer(
+        ctrl_in, ctrl_out, scratch_root, pidfds="--sigchld" not in options, preload=preload
+    )
+    server.serve()
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ SCHEMA_VERSION = "1"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
-class Store:
+class StateDB:
     """One SQLite database in WAL mode; each save is one transaction."""
 
     def __init__(self, path: Path, readonly: bool = False):
