@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import Job, JobSpec, Task
+from batchbook.engine.jobs import JobState, JobSpec, Task
 from batchbook.engine.registry import Host, Registry, check_env, check_tags, check_timeout
 from batchbook.engine.resources import NONE, Resources, job_resources
 from batchbook.engine.retry import RetryStrategy
@@ -60,7 +60,7 @@ class Changes:
     """What changed since the last call, for the runtime to persist in one transaction."""
 
     objects: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    jobs: list[Job] = field(default_factory=list)
+    jobs: list[JobState] = field(default_factory=list)
     events: list[tuple[int, str, str, str | None]] = field(default_factory=list)
 
 
@@ -75,22 +75,22 @@ class Engine:
         self.host = host
         self.config = config or EngineConfig()
         self.registry = Registry(host, self._object_changed)
-        self.jobs: dict[str, Job] = {}
-        self._runnable: dict[str, dict[str, Job]] = {}  # queue name -> FIFO of RUNNABLE jobs
-        self._submitted: deque[Job] = deque()
-        self._tasks: dict[str, Job] = {}  # task id -> job with that attempt in flight
+        self.jobs: dict[str, JobState] = {}
+        self._runnable: dict[str, dict[str, JobState]] = {}  # queue name -> FIFO of RUNNABLE jobs
+        self._submitted: deque[JobState] = deque()
+        self._tasks: dict[str, JobState] = {}  # task id -> job with that attempt in flight
         self._used: dict[str, Resources] = {}  # compute environment -> what is reserved
         self._deadlines: list[tuple[int, str]] = []  # (epoch ms, task id) attempt timeouts
         self._actions: list[Action] = []
         self._seq = 0
         self._changes = Changes()
-        self._changed_jobs: dict[str, Job] = {}
+        self._changed_jobs: dict[str, JobState] = {}
 
     # ------------------------------------------------------------------ plumbing
     def _object_changed(self, kind: str, key: str, data: dict[str, Any] | None) -> None:
         self._changes.objects.append((kind, key, data))
 
-    def _touch(self, job: Job) -> None:
+    def _touch(self, job: JobState) -> None:
         self._changed_jobs[job.id] = job
 
     def take_changes(self) -> Changes:
@@ -262,13 +262,13 @@ class Engine:
 
     def _check_dependencies(
         self, depends_on: list[dict[str, Any]], array_size: int | None
-    ) -> tuple[list[Job], Job | None, bool]:
+    ) -> tuple[list[JobState], JobState | None, bool]:
         if len(depends_on) > MAX_DEPENDS_ON:
             raise ClientError(
                 f"dependsOn: {len(depends_on)} dependencies; at most {MAX_DEPENDS_ON} are allowed"
             )
-        plain: list[Job] = []
-        n_to_n: Job | None = None
+        plain: list[JobState] = []
+        n_to_n: JobState | None = None
         sequential = False
         for i, dep in enumerate(depends_on):
             kind, job_id = dep.get("type"), dep.get("jobId")
@@ -306,15 +306,15 @@ class Engine:
         spec: JobSpec,
         now: int,
         index: int | None = None,
-        parent: Job | None = None,
-    ) -> Job:
+        parent: JobState | None = None,
+    ) -> JobState:
         self._seq += 1
-        job = Job(id=job_id, spec=spec, created_at=now, seq=self._seq, index=index, parent=parent)
+        job = JobState(id=job_id, spec=spec, created_at=now, seq=self._seq, index=index, parent=parent)
         self.jobs[job_id] = job
         self._record(job, now)
         return job
 
-    def _wait_on(self, job: Job, dep: Job) -> None:
+    def _wait_on(self, job: JobState, dep: JobState) -> None:
         if dep.status == "SUCCEEDED":
             return
         job.waiting_on.add(dep.id)
@@ -339,7 +339,7 @@ class Engine:
             self._terminate(job, req["reason"])
         return {}
 
-    def _terminate(self, job: Job, reason: str) -> None:
+    def _terminate(self, job: JobState, reason: str) -> None:
         for target in job.children if job.is_parent else [job]:
             if target.final:
                 continue
@@ -350,7 +350,7 @@ class Engine:
             else:
                 self._stop(target, reason, "terminate")
 
-    def _stop(self, job: Job, reason: str, kind: str) -> None:
+    def _stop(self, job: JobState, reason: str, kind: str) -> None:
         task = job.task
         if task is None or task.stop_kind is not None:
             return
@@ -467,7 +467,7 @@ class Engine:
         actions, self._actions = self._actions, []
         return actions
 
-    def _admit(self, job: Job) -> None:
+    def _admit(self, job: JobState) -> None:
         if job.final:
             return
         for member in [job, *job.children]:
@@ -481,7 +481,7 @@ class Engine:
             members = [
                 m for m in [job, *job.children] if not m.is_parent and self._depends_on_failure(m)
             ]
-        doomed: deque[Job] = deque()
+        doomed: deque[JobState] = deque()
         for member in members:
             if not member.final:
                 self._finish_quietly(member, "FAILED", DEPENDENCY_FAILED, doomed)
@@ -492,10 +492,10 @@ class Engine:
         else:
             self._maybe_runnable(job)
 
-    def _depends_on_failure(self, job: Job) -> bool:
+    def _depends_on_failure(self, job: JobState) -> bool:
         return any(self.jobs[d].status == "FAILED" for d in job.waiting_on)
 
-    def _maybe_runnable(self, job: Job) -> None:
+    def _maybe_runnable(self, job: JobState) -> None:
         if (
             job.status == "PENDING"
             and not job.waiting_on
@@ -503,7 +503,7 @@ class Engine:
         ):
             self._set_status(job, "RUNNABLE")
 
-    def _release_children(self, parent: Job) -> None:
+    def _release_children(self, parent: JobState) -> None:
         parent.released = True
         self._touch(parent)
         for child in parent.children:
@@ -531,7 +531,7 @@ class Engine:
                 continue  # its compute environments are full: no need to look at its jobs
             largest = max(capacity.values(), key=lambda r: (r.vcpu_milli, r.memory_mib))
             runnable = self._runnable[queue["jobQueueName"]]
-            placed: list[tuple[Job, str]] = []
+            placed: list[tuple[JobState, str]] = []
             misses: set[Resources] = set()
             misses_in_a_row = 0
             for job in runnable.values():
@@ -559,7 +559,7 @@ class Engine:
             for job, ce in placed:
                 self._start(job, ce)
 
-    def _start(self, job: Job, ce: str) -> None:
+    def _start(self, job: JobState, ce: str) -> None:
         self._used[ce] = self._used.get(ce, NONE) + job.spec.resources
         job.ce = ce
         job.status_reason = None
@@ -584,13 +584,13 @@ class Engine:
             )
         )
 
-    def command(self, job: Job, jobdef: dict[str, Any]) -> list[str]:
+    def command(self, job: JobState, jobdef: dict[str, Any]) -> list[str]:
         overrides = job.spec.request.get("containerOverrides") or {}
         command = overrides.get("command") or jobdef["containerProperties"].get("command") or []
         params = {**jobdef.get("parameters", {}), **(job.spec.request.get("parameters") or {})}
         return [_REF.sub(lambda m: params.get(m.group(1), m.group(0)), arg) for arg in command]
 
-    def environment(self, job: Job, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
+    def environment(self, job: JobState, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
         overrides = job.spec.request.get("containerOverrides") or {}
         env = {
             e["name"]: e.get("value", "")
@@ -606,18 +606,18 @@ class Engine:
         return env
 
     # ------------------------------------------------------- status transitions
-    def _record(self, job: Job, now: int) -> None:
+    def _record(self, job: JobState, now: int) -> None:
         self._touch(job)
         self._changes.events.append((now, job.id, job.status, job.status_reason))
 
-    def _set_status(self, job: Job, status: str, reason: str | None = None) -> None:
+    def _set_status(self, job: JobState, status: str, reason: str | None = None) -> None:
         if job.status == status:
             return
         self._transition(job, status, reason)
         if status in FINAL:
             self._settle(deque([job]))
 
-    def _transition(self, job: Job, status: str, reason: str | None) -> None:
+    def _transition(self, job: JobState, status: str, reason: str | None) -> None:
         """The bookkeeping of every status change: queues, reason, times, event, parent summary."""
         old, now = job.status, self.clock()
         if old == "RUNNABLE":
@@ -637,10 +637,10 @@ class Engine:
             if parent.status == "SUBMITTED":
                 self._transition(parent, "PENDING", None)
 
-    def _fail(self, job: Job, reason: str) -> None:
+    def _fail(self, job: JobState, reason: str) -> None:
         self._set_status(job, "FAILED", reason)
 
-    def _settle(self, todo: deque[Job]) -> None:
+    def _settle(self, todo: deque[JobState]) -> None:
         """Propagate final statuses to dependents and array parents, without recursion."""
         while todo:
             done = todo.popleft()
@@ -676,7 +676,7 @@ class Engine:
                 else:
                     self._finish_quietly(parent, "SUCCEEDED", None, todo)
 
-    def _finish_quietly(self, job: Job, status: str, reason: str | None, todo: deque[Job]) -> None:
+    def _finish_quietly(self, job: JobState, status: str, reason: str | None, todo: deque[JobState]) -> None:
         """Set a final status and queue the job for settling (instead of recursing)."""
         self._transition(job, status, reason)
         todo.append(job)
@@ -700,7 +700,7 @@ class Engine:
             parent = self.jobs.get(req["arrayJobId"])
             if parent is None or not parent.is_parent:
                 raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
-            jobs: Iterable[Job] = parent.children
+            jobs: Iterable[JobState] = parent.children
         elif req.get("multiNodeJobId"):
             raise ClientError(
                 "multiNodeJobId: multi-node parallel jobs are not supported by the local engine yet"
@@ -723,7 +723,7 @@ class Engine:
             out["nextToken"] = token
         return out
 
-    def _filter(self, jobs: list[Job], f: dict[str, Any]) -> list[Job]:
+    def _filter(self, jobs: list[JobState], f: dict[str, Any]) -> list[JobState]:
         name, values = f.get("name"), f.get("values") or []
         if len(values) != 1:
             raise ClientError(f"filters.{name}: exactly one value is required")
@@ -752,7 +752,7 @@ class Engine:
             f"filters.name: {name!r} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
         )
 
-    def job_summary(self, job: Job) -> dict[str, Any]:
+    def job_summary(self, job: JobState) -> dict[str, Any]:
         out: dict[str, Any] = {
             "jobArn": self.job_arn(job.id),
             "jobId": job.id,
@@ -771,7 +771,7 @@ class Engine:
             out["arrayProperties"] = {"index": job.index}
         return out
 
-    def job_detail(self, job: Job) -> dict[str, Any]:
+    def job_detail(self, job: JobState) -> dict[str, Any]:
         spec, req = job.spec, job.spec.request
         jobdef = self.registry.jobdefs[name_of(spec.job_definition_arn)]
         props = jobdef["containerProperties"]
@@ -871,7 +871,7 @@ class Engine:
             self.registry.load(kind, data)
         for job_id, rec in jobs:
             parent = self.jobs[job_id.rsplit(":", 1)[0]] if ":" in job_id else None
-            job = Job.from_record(job_id, rec, parent)
+            job = JobState.from_record(job_id, rec, parent)
             self.jobs[job_id] = job
             self._seq = max(self._seq, job.seq)
             if parent is not None:
@@ -902,7 +902,7 @@ class Engine:
         self._changed_jobs = {}
 
 
-def _add_times(out: dict[str, Any], job: Job) -> None:
+def _add_times(out: dict[str, Any], job: JobState) -> None:
     """The optional members every job shape shares: statusReason, startedAt, stoppedAt."""
     for key, value in (
         ("statusReason", job.status_reason),

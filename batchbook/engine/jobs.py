@@ -1,4 +1,4 @@
-"""Jobs: what was submitted (JobSpec, shared by an array's children) and how it is going (Job)."""
+"""Jobs: what was submitted (JobSpec, shared by an array's children) and how it is going (JobState)."""
 
 from __future__ import annotations
 
@@ -72,13 +72,13 @@ class Task:
 
 
 @dataclass(eq=False)
-class Job:
+class JobState:
     id: str
     spec: JobSpec
     created_at: int
     seq: int  # FIFO order within the queue
     index: int | None = None  # array child index
-    parent: Job | None = None
+    parent: JobState | None = None
     status: str = "SUBMITTED"
     status_reason: str | None = None
     started_at: int | None = None
@@ -93,7 +93,7 @@ class Job:
     # top-level jobs only; an array's children share the parent's
     tags: dict[str, str] = field(default_factory=dict)
     # array parents only
-    children: list[Job] = field(default_factory=list)
+    children: list[JobState] = field(default_factory=list)
     summary: dict[str, int] = field(default_factory=dict)
     released: bool = True  # a parent releases its children once its own dependencies are met
 
@@ -137,7 +137,7 @@ class Job:
         return rec
 
     @classmethod
-    def from_record(cls, job_id: str, rec: dict[str, Any], parent: Job | None) -> Job:
+    def from_record(cls, job_id: str, rec: dict[str, Any], parent: JobState | None) -> JobState:
         spec = parent.spec if parent else JobSpec.from_record(rec["spec"])
         job = cls(
             id=job_id,
