@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import JobState, JobSpec, Task
+from batchbook.engine.jobs import JobSpec, JobState, Task
 from batchbook.engine.registry import Host, Registry, check_env, check_tags, check_timeout
 from batchbook.engine.resources import NONE, Resources, job_resources
 from batchbook.engine.retry import RetryStrategy
@@ -309,7 +309,9 @@ class Engine:
         parent: JobState | None = None,
     ) -> JobState:
         self._seq += 1
-        job = JobState(id=job_id, spec=spec, created_at=now, seq=self._seq, index=index, parent=parent)
+        job = JobState(
+            id=job_id, spec=spec, created_at=now, seq=self._seq, index=index, parent=parent
+        )
         self.jobs[job_id] = job
         self._record(job, now)
         return job
@@ -676,7 +678,9 @@ class Engine:
                 else:
                     self._finish_quietly(parent, "SUCCEEDED", None, todo)
 
-    def _finish_quietly(self, job: JobState, status: str, reason: str | None, todo: deque[JobState]) -> None:
+    def _finish_quietly(
+        self, job: JobState, status: str, reason: str | None, todo: deque[JobState]
+    ) -> None:
         """Set a final status and queue the job for settling (instead of recursing)."""
         self._transition(job, status, reason)
         todo.append(job)
