@@ -14,13 +14,13 @@ from batchbook import errors
 from batchbook.version import __version__
 
 _LAZY = {
-    "Executor": "batchbook.functions.api",
-    "Job": "batchbook.functions.api",
+    "Executor": "batchbook.functions.futures",
+    "Job": "batchbook.functions.futures",
     "MapJob": "batchbook.functions.mapjob",
     "attach": "batchbook.functions.api",
     "jobs": "batchbook.functions.api",
     "map": "batchbook.functions.api",
-    "submit": "batchbook.functions.api",
+    "submit": "batchbook.functions.futures",
     "use": "batchbook.functions.backend",
 }
 

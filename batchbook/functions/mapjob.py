@@ -22,17 +22,18 @@ from batchbook.errors import (
     ResourceNotFound,
     SerializationError,
 )
+from batchbook.functions.ledger import append_ledger, read_ledger
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     Outcome,
     all_chunks,
-    append_ledger,
     decode_value,
     gc_paused,
     read_blocks,
-    read_ledger,
     run_key,
+    to_json,
 )
+from batchbook.functions.submission import resubmit
 from batchbook.vocabulary import (
     ESSENTIAL_EXITED,
     FINAL,
@@ -469,15 +470,11 @@ class MapJob:
 
     def retry_failed(self, **options: Any) -> MapJob:
         """Run just the failed inputs again as a new array; their results merge back into this map."""
-        from batchbook.functions.api import resubmit
-
         failed = sorted(self.exceptions())
         if not failed:
             raise JobFailed(f"map {self.name}: no failed inputs to retry")
-        follow_up = resubmit(self, failed, **options)
+        follow_up = MapJob(*resubmit(self, failed, **options))
         self.manifest.setdefault("followUps", []).append(follow_up.id)
-        from batchbook.functions.payload import to_json
-
         self.backend.store.put(run_key(self.id, "run.json"), to_json(self.manifest))
         self._adopt(follow_up)
         return follow_up

@@ -71,36 +71,9 @@ class Outcome(NamedTuple):
 
 _outcome = functools.partial(tuple.__new__, Outcome)  # Outcome._make without its checks
 
-LEDGER = "ledger.jsonl"
-
 
 def run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
-
-
-def append_ledger(store: Any, entries: list[dict[str, Any]]) -> None:
-    """Add lines to the ledger, all in one append (see read_ledger)."""
-    store.append(LEDGER, [json.dumps(entry).encode() + b"\n" for entry in entries])
-
-
-def read_ledger(store: Any) -> tuple[list[dict[str, Any]], set[str]]:
-    """The ledger lines of the runs that are still stored, and the ids of the deleted ones.
-
-    A run's line is written when it is submitted; MapJob.delete adds {"id", "deleted"}. A
-    torn last line (a crash mid-write) is skipped.
-    """
-    try:
-        lines = store.get(LEDGER).splitlines()
-    except FileNotFoundError:
-        return [], set()
-    entries = []
-    for line in lines:
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    deleted = {e["id"] for e in entries if "deleted" in e}
-    return [e for e in entries if "deleted" not in e and e["id"] not in deleted], deleted
 
 
 def read_part(store: Any, run_id: str, span: list[int]) -> bytes:

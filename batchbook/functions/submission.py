@@ -1,0 +1,281 @@
+"""Submitting a run: check the options, pickle the function and inputs, store them, submit
+one (array) job, record it in the ledger. Everything is checked and pickled before anything
+is submitted. Returns manifests; the handles (MapJob, Job) are built by their modules.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from batchbook.errors import ClientError
+from batchbook.functions import environment
+from batchbook.functions.backend import Backend, current
+from batchbook.functions.ledger import append_ledger
+from batchbook.functions.options import (
+    check_env,
+    check_int,
+    check_vcpus,
+    chunk_bounds,
+    parse_memory,
+)
+from batchbook.functions.payload import (
+    chunk_inputs,
+    code_hash,
+    pack_payload,
+    read_part,
+    run_key,
+    summary,
+    to_json,
+)
+from batchbook.functions.pickling import dumps, pickle_function, sources
+from batchbook.functions.worker import EXIT_FINAL
+
+
+class Run(Protocol):
+    """What submission reads of an earlier run (a MapJob) that a new one chains on or retries."""
+
+    id: str
+    job_id: str
+    name: str
+    size: int
+    chunks: list[tuple[int, int]]
+    backend: Backend
+    manifest: dict[str, Any]
+
+    def inputs(self) -> list[tuple[Any, ...]]: ...
+
+
+DEFAULT_MEMORY = 2048
+
+
+def submit_run(
+    func: Callable[..., Any],
+    args: list[tuple[Any, ...]] | None,
+    kwargs: dict[str, Any],
+    *,
+    source: Run | None = None,
+    parent: tuple[Run, list[int]] | None = None,
+    chunksize: int | None = None,
+    name: str | None = None,
+    vcpus: float = 1,
+    memory: int | str | None = None,
+    gpus: int = 0,
+    queue: str | None = None,
+    retries: int = 0,
+    retry_on: Iterable[type[BaseException] | str] | None = None,
+    timeout: int | None = None,
+    env: dict[str, str] | None = None,
+    depends_on: Any = None,
+    max_failures: int | None = None,
+    backend: Backend | None = None,
+) -> tuple[Backend, dict[str, Any]]:
+    """Check, pickle and store a run, then submit its one (array) job: the backend and the
+    run's manifest (with its ``jobId``). Nothing is submitted unless everything checked out,
+    and nothing is left in the store if the submission was refused."""
+    # ---- everything is checked and pickled before anything is submitted
+    vcpus = check_vcpus(vcpus)
+    memory_mib = parse_memory(memory if memory is not None else DEFAULT_MEMORY)
+    check_int("gpus", gpus, 0, 64)
+    check_int("retries", retries, 0, 9)
+    if timeout is not None:
+        check_int("timeout", timeout, 1)
+    if max_failures is not None:
+        check_int("max_failures", max_failures, 0)
+    environment_vars = check_env(env)
+    retry_names = _retry_names(retry_on)
+    filenames: set[str] = set()  # of the code pickled by value: its source goes with it
+    function_bytes = pickle_function(func, filenames)
+    kwargs_bytes = dumps(kwargs, "keyword arguments", filenames) if kwargs else None
+    backend = backend or (source.backend if source else current())
+    queue = backend.ensure_queue(queue)
+    if source is not None:
+        bounds = source.chunks
+        n = source.size
+        if chunksize is not None:
+            raise ClientError("chunksize: a chained map uses the chunks of the map it consumes")
+        args = None
+    else:
+        args = args or []
+        n = len(args)
+        if n == 0:
+            raise ClientError("iterables: there are no inputs")
+        auto = chunksize is None and n > 1
+        bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus) if auto else 1)
+    inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
+    dependencies = _dependencies(depends_on)
+    backend.check_environment(environment.modules_used(func))
+
+    # ---- the run goes to the store, then one job to Batch
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    fname = getattr(func, "__qualname__", type(func).__name__)
+    manifest: dict[str, Any] = {
+        "id": run_id,
+        "name": name or fname,
+        "function": f"{getattr(func, '__module__', '?')}.{fname}",
+        "codeHash": code_hash(func, function_bytes),
+        "created": int(time.time() * 1000),
+        "n": n,
+        "chunksize": bounds[0][1] - bounds[0][0],  # every chunk but the last has this many
+        "arguments": f"results of map {source.name}" if source else summary(args or []),
+        "source": source.id if source else None,
+        "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
+        "kwargs": kwargs_bytes is not None,
+        "retryOn": retry_names,
+        "options": {
+            "vcpus": vcpus,
+            "memoryMiB": memory_mib,
+            "gpus": gpus,
+            "queue": queue,
+            "retries": retries,
+            "timeout": timeout,
+            "env": environment_vars,
+            "maxFailures": max_failures,
+        },
+    }
+    store = backend.store
+    parts, manifest["payload"] = pack_payload(
+        function_bytes, kwargs_bytes or b"", inputs_bytes, offsets, sources(filenames)
+    )
+    store.create(run_key(run_id, "payload.bin"), parts)
+    store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
+    request = _job_request(backend, manifest, store.url, dependencies, source)
+    try:
+        manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
+    except Exception:
+        store.remove(f"runs/{run_id}")  # nothing was accepted: leave nothing behind
+        raise
+    ledger = {
+        k: manifest[k]
+        for k in (
+            "id",
+            "jobId",
+            "name",
+            "function",
+            "codeHash",
+            "created",
+            "n",
+            "arguments",
+            "source",
+        )
+    }
+    append_ledger(store, [ledger])
+    return backend, manifest
+
+
+def _job_request(
+    backend: Backend,
+    manifest: dict[str, Any],
+    store_url: str,
+    dependencies: list[str],
+    source: Run | None,
+) -> dict[str, Any]:
+    opts = manifest["options"]
+    resources = [
+        {"type": "VCPU", "value": f"{opts['vcpus']:g}"},
+        {"type": "MEMORY", "value": str(opts["memoryMiB"])},
+    ]
+    if opts["gpus"]:
+        resources.append({"type": "GPU", "value": str(opts["gpus"])})
+    request: dict[str, Any] = {
+        "jobName": _job_name(manifest["name"]),
+        "jobQueue": opts["queue"],
+        "jobDefinition": backend.job_definition(),
+        "containerOverrides": {
+            "command": ["python", "-m", "batchbook.runner", store_url, manifest["id"]],
+            "resourceRequirements": resources,
+            "environment": [{"name": k, "value": v} for k, v in opts["env"].items()],
+        },
+        "retryStrategy": {"attempts": opts["retries"] + 1},
+        "tags": {"batchbook:run": manifest["id"]},
+    }
+    if manifest["retryOn"]:
+        request["retryStrategy"]["evaluateOnExit"] = [
+            {"onExitCode": str(EXIT_FINAL), "action": "EXIT"}
+        ]
+    chunks = -(-manifest["n"] // manifest["chunksize"])
+    if chunks > 1:
+        request["arrayProperties"] = {"size": chunks}
+    if opts["timeout"]:
+        request["timeout"] = {"attemptDurationSeconds": opts["timeout"]}
+    depends = [{"jobId": d} for d in dependencies]
+    if source is not None:
+        kind = "N_TO_N" if len(source.chunks) > 1 else None
+        depends.append({"jobId": source.job_id, **({"type": kind} if kind else {})})
+    if depends:
+        request["dependsOn"] = depends
+    return request
+
+
+def _job_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in "-_" else "-" for c in name).strip("-_")
+    return (cleaned or "map")[:128]
+
+
+def _retry_names(retry_on: Any) -> list[str]:
+    if retry_on is None:
+        return []
+    items = [retry_on] if isinstance(retry_on, type | str) else list(retry_on)
+    names = []
+    for item in items:
+        if isinstance(item, type) and issubclass(item, BaseException):
+            names.append(f"{item.__module__}.{item.__qualname__}")
+        elif isinstance(item, str) and item:
+            names.append(item)
+        else:
+            raise ClientError(f"retry_on: {item!r:.40} is not an exception class or name")
+    return names
+
+
+def _dependencies(depends_on: Any) -> list[str]:
+    """The job ids of MapJobs, Jobs (each has its ``job_id``) and job ids."""
+    if depends_on is None:
+        return []
+    items = depends_on if isinstance(depends_on, list | tuple | set) else [depends_on]
+    ids = []
+    for item in items:
+        job_id = item if isinstance(item, str) else getattr(item, "job_id", None)
+        if not isinstance(job_id, str) or not job_id:
+            raise ClientError(f"depends_on: {item!r:.40} is not a MapJob, a Job or a job id")
+        ids.append(job_id)
+    return ids
+
+
+def _parallelism(backend: Backend, queue: str, vcpus: float) -> int:
+    """How many chunks the queue's compute environments run at once."""
+    return max(1, int(backend.queue_vcpus(queue) // vcpus))
+
+
+def resubmit(job: Run, indices: list[int], **options: Any) -> tuple[Backend, dict[str, Any]]:
+    """A new run of ``job``'s function over just ``indices`` (for MapJob.retry_failed)."""
+    import pickle
+
+    inputs = job.inputs()
+    layout = job.manifest["payload"]
+    func = pickle.loads(read_part(job.backend.store, job.id, layout["function"]))
+    opts = job.manifest["options"]
+    merged = {
+        "vcpus": opts["vcpus"],
+        "memory": opts["memoryMiB"],
+        "gpus": opts["gpus"],
+        "queue": opts["queue"],
+        "retries": opts["retries"],
+        "timeout": opts["timeout"],
+        "env": opts["env"],
+        "retry_on": job.manifest["retryOn"] or None,
+        "name": f"{job.name}-retry",
+        **options,
+    }
+    kwargs = {}
+    if job.manifest.get("kwargs"):
+        kwargs = pickle.loads(read_part(job.backend.store, job.id, layout["kwargs"]))
+    return submit_run(
+        func,
+        [inputs[i] for i in indices],
+        kwargs,
+        parent=(job, indices),
+        backend=job.backend,
+        **merged,
+    )
