@@ -10,49 +10,41 @@ I/O: the runtime persists what :meth:`Engine.take_changes` returns.
 from __future__ import annotations
 
 import heapq
-import json
-import re
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchbook.engine import views
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
 from batchbook.engine.jobs import JobSpec, JobState, Task
-from batchbook.engine.registry import Host, Registry, check_env, check_tags, check_timeout
-from batchbook.engine.resources import NONE, Resources, job_resources
-from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.placement import place
+from batchbook.engine.registry import Host, Registry, check_tags
+from batchbook.engine.resources import NONE, Resources
+from batchbook.engine.submitjob import parse_submit_job
+from batchbook.engine.tags import resource_tags
+from batchbook.engine.transitions import check_invariants, check_transition
 from batchbook.errors import ClientError
-from batchbook.validation import check_name, validate_request
+from batchbook.validation import validate_request
 from batchbook.vocabulary import (
     ACTIVE,
-    ARRAY_SIZE,
     CANCELLABLE,
     CHILD_FAILED,
     DEPENDENCY_FAILED,
     ESSENTIAL_EXITED,
     FINAL,
-    MAX_DEPENDS_ON,
     MAX_DESCRIBE_JOBS,
-    MAX_SUBMIT_BYTES,
     MAX_TAGS,
-    MISFIT_REASON,
     OOM_REASON,
     STATUSES,
     TIMEOUT_REASON,
     check_range,
     log_stream_name,
     name_of,
-    paginate,
 )
 
 Clock = Callable[[], int]  # epoch milliseconds
-
-_REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
-_BATCH_ARN = re.compile(
-    r"^arn:aws[a-z-]*:batch:[a-z0-9-]*:\d{12}:(compute-environment|job-queue|job-definition|job)/(.+)$"
-)
 
 
 @dataclass
@@ -178,73 +170,21 @@ class Engine:
     def _retag(
         self, arn: str, change: Callable[[dict[str, str]], dict[str, str]] | None
     ) -> dict[str, str]:
-        """The tags of the resource ``arn`` names, after ``change`` (None: just read them)."""
-        match = _BATCH_ARN.match(arn)
-        if match is None:
-            raise ClientError(
-                f"resourceArn: {arn!r:.200} is not a Batch ARN (arn:aws:batch:<region>:<account>:"
-                "<compute-environment|job-queue|job-definition|job>/<name>)"
-            )
-        kind, name = match.group(1), match.group(2)
-        if kind != "job":
-            return self.registry.retag(kind, name, change)
-        job = self.jobs.get(name)
-        if job is None:
-            raise ClientError(f"resourceArn: job {name!r} does not exist")
-        job = job.parent or job  # an array's children share the parent's tags
-        if change is not None:
-            tags = change(dict(job.tags))
-            check_tags(tags, "tags")
-            job.tags = tags
+        tags, job = resource_tags(arn, change, self.registry, self.jobs)
+        if job is not None and change is not None:
             self._touch(job)
-        return dict(job.tags)
+        return tags
 
     # ------------------------------------------------------------- job requests
     def submit_job(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("SubmitJob", req)
-        size = len(json.dumps(req, separators=(",", ":")))
-        if size > MAX_SUBMIT_BYTES:
-            raise ClientError(
-                f"request: {size} bytes; a SubmitJob request may be at most {MAX_SUBMIT_BYTES} bytes (30 KiB)"
-            )
-        check_name("jobName", req["jobName"])
-        queue = self.registry.job_queue(req["jobQueue"])
-        if queue["state"] != "ENABLED":
-            raise ClientError(
-                f"jobQueue: {queue['jobQueueName']!r} is DISABLED; it accepts no new jobs"
-            )
-        jobdef = self.registry.job_definition(req["jobDefinition"])
-        if jobdef["status"] != "ACTIVE":
-            raise ClientError(f"jobDefinition: {jobdef['jobDefinitionArn']} is INACTIVE")
-        array_size = (req.get("arrayProperties") or {}).get("size")
-        check_range("arrayProperties.size", array_size, *ARRAY_SIZE)
-        overrides = req.get("containerOverrides") or {}
-        check_env(overrides.get("environment"), "containerOverrides.environment")
-        resources = job_resources(jobdef["containerProperties"], overrides)
-        if not (overrides.get("command") or jobdef["containerProperties"].get("command")):
-            raise ClientError(
-                "containerOverrides.command: the local engine runs no images, so a command is required"
-            )
-        retry = RetryStrategy.from_api(req.get("retryStrategy") or jobdef.get("retryStrategy"))
-        timeout = check_timeout(
-            req.get("timeout") or jobdef.get("timeout"), self.config.min_timeout_seconds
+        spec, deps = parse_submit_job(
+            req, self.registry, self.jobs, self.config.min_timeout_seconds
         )
-        check_tags(req.get("tags"), "tags")
-        plain, n_to_n, sequential = self._check_dependencies(req.get("dependsOn") or [], array_size)
-
-        spec = JobSpec(
-            req,
-            queue["jobQueueName"],
-            jobdef["jobDefinitionArn"],
-            resources,
-            retry,
-            timeout,
-            array_size,
-        )
+        array_size = spec.array_size
         now = self.clock()
         job = self._new_job(str(uuid.uuid4()), spec, now)
         job.tags = dict(req.get("tags") or {})
-        for dep in plain:
+        for dep in deps.plain:
             self._wait_on(job, dep)
         if array_size is not None:
             job.released = not job.waiting_on
@@ -253,52 +193,12 @@ class Engine:
             for i in range(array_size):
                 child = self._new_job(f"{job.id}:{i}", spec, now, index=i, parent=job)
                 job.children.append(child)
-                if n_to_n is not None:
-                    self._wait_on(child, n_to_n.children[i])
-                if sequential and i:
+                if deps.n_to_n is not None:
+                    self._wait_on(child, deps.n_to_n.children[i])
+                if deps.sequential and i:
                     self._wait_on(child, job.children[i - 1])
         self._submitted.append(job)
         return {"jobArn": self.job_arn(job.id), "jobName": spec.name, "jobId": job.id}
-
-    def _check_dependencies(
-        self, depends_on: list[dict[str, Any]], array_size: int | None
-    ) -> tuple[list[JobState], JobState | None, bool]:
-        if len(depends_on) > MAX_DEPENDS_ON:
-            raise ClientError(
-                f"dependsOn: {len(depends_on)} dependencies; at most {MAX_DEPENDS_ON} are allowed"
-            )
-        plain: list[JobState] = []
-        n_to_n: JobState | None = None
-        sequential = False
-        for i, dep in enumerate(depends_on):
-            kind, job_id = dep.get("type"), dep.get("jobId")
-            where = f"dependsOn[{i}]"
-            if kind == "SEQUENTIAL" and not job_id:
-                if array_size is None:
-                    raise ClientError(
-                        f"{where}.type: SEQUENTIAL without a jobId needs an array job"
-                    )
-                sequential = True
-                continue
-            if not job_id:
-                raise ClientError(f"{where}.jobId: required unless type is SEQUENTIAL")
-            target = self.jobs.get(job_id)
-            if target is None:
-                raise ClientError(f"{where}.jobId: job {job_id!r} does not exist")
-            if kind == "N_TO_N":
-                if (
-                    array_size is None
-                    or target.spec.array_size != array_size
-                    or not target.is_parent
-                ):
-                    raise ClientError(
-                        f"{where}.type: N_TO_N needs two array jobs of the same size "
-                        f"(this job {array_size}, {job_id} {target.spec.array_size if target.is_parent else None})"
-                    )
-                n_to_n = target
-            else:
-                plain.append(target)
-        return plain, n_to_n, sequential
 
     def _new_job(
         self,
@@ -412,7 +312,7 @@ class Engine:
             status_reason = ESSENTIAL_EXITED
         container: dict[str, Any] = {
             "logStreamName": task.log_stream,
-            "taskArn": self._task_arn(task.task_id),
+            "taskArn": views.task_arn(self.registry, task.task_id),
         }
         if exit_code is not None:
             container["exitCode"] = exit_code
@@ -447,9 +347,6 @@ class Engine:
 
     def active_tasks(self) -> list[tuple[str, Task]]:
         return [(job.id, job.task) for job in self._tasks.values() if job.task is not None]
-
-    def _task_arn(self, task_id: str) -> str:
-        return self.registry.arn("task", f"local/{task_id}", "ecs")
 
     # -------------------------------------------------------------- scheduling
     def next_deadline(self) -> int | None:
@@ -512,54 +409,13 @@ class Engine:
             self._maybe_runnable(child)
 
     def _place(self) -> None:
-        queues = sorted(
-            (
-                q
-                for q in self.registry.queues.values()
-                if q["state"] == "ENABLED" and self._runnable.get(q["jobQueueName"])
-            ),
-            key=lambda q: -q["priority"],
-        )
-        for queue in queues:
-            attached = [
-                n for n in self.registry.queue_environments(queue) if n in self.registry.ces
-            ]
-            names = [n for n in attached if self.registry.ces[n]["state"] == "ENABLED"]
-            if not names:
-                continue
-            capacity = {n: self.registry.capacity[n] for n in attached}
-            free = {n: capacity[n] - self._used.get(n, NONE) for n in names}
-            if all(f.vcpu_milli <= 0 for f in free.values()):
-                continue  # its compute environments are full: no need to look at its jobs
-            largest = max(capacity.values(), key=lambda r: (r.vcpu_milli, r.memory_mib))
-            runnable = self._runnable[queue["jobQueueName"]]
-            placed: list[tuple[JobState, str]] = []
-            misses: set[Resources] = set()
-            misses_in_a_row = 0
-            for job in runnable.values():
-                need = job.spec.resources
-                if need in misses:
-                    misses_in_a_row += 1
-                else:
-                    target = next((n for n in names if need.fits_in(free[n])), None)
-                    if target is not None:
-                        free[target] = free[target] - need
-                        placed.append((job, target))
-                        misses_in_a_row = 0
-                        if all(f.vcpu_milli <= 0 for f in free.values()):
-                            break
-                        continue
-                    misses.add(need)
-                    misses_in_a_row += 1
-                    if not any(need.fits_in(c) for c in capacity.values()):
-                        reason = MISFIT_REASON.format(need=need.describe(), have=largest.describe())
-                        if job.status_reason != reason:
-                            job.status_reason = reason
-                            self._touch(job)
-                if misses_in_a_row > 256:
-                    break
-            for job, ce in placed:
-                self._start(job, ce)
+        placed, misfits = place(self.registry, self._runnable, self._used)
+        for job, reason in misfits:
+            if job.status_reason != reason:
+                job.status_reason = reason
+                self._touch(job)
+        for job, ce in placed:
+            self._start(job, ce)
 
     def _start(self, job: JobState, ce: str) -> None:
         self._used[ce] = self._used.get(ce, NONE) + job.spec.resources
@@ -578,34 +434,13 @@ class Engine:
                 task_id=task_id,
                 job_id=job.id,
                 attempt=task.number,
-                argv=tuple(self.command(job, jobdef)),
-                env=self.environment(job, jobdef, task.number),
+                argv=tuple(job.command(jobdef)),
+                env=job.environment(jobdef, task.number),
                 memory_mib=job.spec.resources.memory_mib,
                 vcpu_milli=job.spec.resources.vcpu_milli,
                 log_stream=task.log_stream,
             )
         )
-
-    def command(self, job: JobState, jobdef: dict[str, Any]) -> list[str]:
-        overrides = job.spec.request.get("containerOverrides") or {}
-        command = overrides.get("command") or jobdef["containerProperties"].get("command") or []
-        params = {**jobdef.get("parameters", {}), **(job.spec.request.get("parameters") or {})}
-        return [_REF.sub(lambda m: params.get(m.group(1), m.group(0)), arg) for arg in command]
-
-    def environment(self, job: JobState, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
-        overrides = job.spec.request.get("containerOverrides") or {}
-        env = {
-            e["name"]: e.get("value", "")
-            for e in jobdef["containerProperties"].get("environment") or []
-        }
-        env.update({e["name"]: e.get("value", "") for e in overrides.get("environment") or []})
-        env["AWS_BATCH_JOB_ID"] = job.id
-        env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)
-        env["AWS_BATCH_JQ_NAME"] = job.spec.queue
-        env["AWS_BATCH_CE_NAME"] = job.ce or ""
-        if job.index is not None:
-            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(job.index)
-        return env
 
     # ------------------------------------------------------- status transitions
     def _record(self, job: JobState, now: int) -> None:
@@ -621,6 +456,7 @@ class Engine:
 
     def _transition(self, job: JobState, status: str, reason: str | None) -> None:
         """The bookkeeping of every status change: queues, reason, times, event, parent summary."""
+        check_transition(job, status)
         old, now = job.status, self.clock()
         if old == "RUNNABLE":
             self._runnable[job.spec.queue].pop(job.id, None)
@@ -693,176 +529,28 @@ class Engine:
             raise ClientError(
                 f"jobs: {len(ids)} job ids; at most {MAX_DESCRIBE_JOBS} are allowed per call"
             )
-        return {"jobs": [self.job_detail(self.jobs[i]) for i in ids if i in self.jobs]}
+        now = self.clock()
+        return {
+            "jobs": [
+                views.job_detail(self.jobs[i], self.registry, now) for i in ids if i in self.jobs
+            ]
+        }
 
     def list_jobs(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
         req = req or {}
         validate_request("ListJobs", req)
-        filters = req.get("filters") or []
-        status = None if filters else req.get("jobStatus", "RUNNING")
-        if req.get("arrayJobId"):
-            parent = self.jobs.get(req["arrayJobId"])
-            if parent is None or not parent.is_parent:
-                raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
-            jobs: Iterable[JobState] = parent.children
-        elif req.get("multiNodeJobId"):
-            raise ClientError(
-                "multiNodeJobId: multi-node parallel jobs are not supported by the local engine yet"
-            )
-        elif req.get("jobQueue"):
-            name = self.registry.job_queue(req["jobQueue"])["jobQueueName"]
-            jobs = sorted(
-                (j for j in self.jobs.values() if j.parent is None and j.spec.queue == name),
-                key=lambda j: -j.seq,
-            )
-        else:
-            raise ClientError("jobQueue: one of jobQueue, arrayJobId or multiNodeJobId is required")
-        if status is not None:
-            jobs = [j for j in jobs if j.status == status]
-        for f in filters:
-            jobs = self._filter(list(jobs), f)
-        page, token = paginate(list(jobs), req.get("maxResults"), req.get("nextToken"), 1000)
-        out: dict[str, Any] = {"jobSummaryList": [self.job_summary(j) for j in page]}
-        if token:
-            out["nextToken"] = token
-        return out
-
-    def _filter(self, jobs: list[JobState], f: dict[str, Any]) -> list[JobState]:
-        name, values = f.get("name"), f.get("values") or []
-        if len(values) != 1:
-            raise ClientError(f"filters.{name}: exactly one value is required")
-        value = values[0]
-        if name == "JOB_NAME":
-            if value.endswith("*"):
-                return [j for j in jobs if j.spec.name.startswith(value[:-1])]
-            return [j for j in jobs if j.spec.name == value]
-        if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
-            try:
-                at = int(value)
-            except ValueError:
-                raise ClientError(f"filters.{name}: {value!r} is not epoch milliseconds") from None
-            if name == "BEFORE_CREATED_AT":
-                return [j for j in jobs if j.created_at < at]
-            return [j for j in jobs if j.created_at > at]
-        if name == "JOB_DEFINITION":
-            ref = name_of(value)
-            return [
-                j
-                for j in jobs
-                if j.spec.job_definition_arn.endswith("/" + ref)
-                or (":" not in ref and name_of(j.spec.job_definition_arn).split(":")[0] == ref)
-            ]
-        raise ClientError(
-            f"filters.name: {name!r} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
-        )
-
-    def job_summary(self, job: JobState) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "jobArn": self.job_arn(job.id),
-            "jobId": job.id,
-            "jobName": job.spec.name,
-            "createdAt": job.created_at,
-            "status": job.status,
-            "jobDefinition": job.spec.job_definition_arn,
-        }
-        _add_times(out, job)
-        if job.attempts:
-            last = job.attempts[-1]["container"]
-            out["container"] = {k: last[k] for k in ("exitCode", "reason") if k in last}
-        if job.is_parent:
-            out["arrayProperties"] = {"size": len(job.children)}
-        elif job.index is not None:
-            out["arrayProperties"] = {"index": job.index}
-        return out
-
-    def job_detail(self, job: JobState) -> dict[str, Any]:
-        spec, req = job.spec, job.spec.request
-        jobdef = self.registry.jobdefs[name_of(spec.job_definition_arn)]
-        props = jobdef["containerProperties"]
-        overrides = req.get("containerOverrides") or {}
-        container: dict[str, Any] = {
-            "image": props.get("image"),
-            "command": self.command(job, jobdef),
-            "environment": [
-                {"name": k, "value": v}
-                for k, v in {
-                    **{e["name"]: e.get("value", "") for e in props.get("environment") or []},
-                    **{e["name"]: e.get("value", "") for e in overrides.get("environment") or []},
-                }.items()
-            ],
-            "resourceRequirements": [
-                {"type": "VCPU", "value": f"{spec.resources.vcpu_milli / 1000:g}"},
-                {"type": "MEMORY", "value": str(spec.resources.memory_mib)},
-            ]
-            + ([{"type": "GPU", "value": str(spec.resources.gpus)}] if spec.resources.gpus else []),
-        }
-        for key in ("jobRoleArn", "executionRoleArn", "volumes", "mountPoints", "logConfiguration"):
-            if props.get(key) is not None:
-                container[key] = props[key]
-        current = job.task
-        if current is not None:
-            container["logStreamName"] = current.log_stream
-            container["taskArn"] = self._task_arn(current.task_id)
-        elif job.attempts:
-            container.update(job.attempts[-1]["container"])
-        out: dict[str, Any] = {
-            "jobArn": self.job_arn(job.id),
-            "jobName": spec.name,
-            "jobId": job.id,
-            "jobQueue": self.registry.arn("job-queue", spec.queue),
-            "status": job.status,
-            "attempts": [{k: v for k, v in a.items() if k != "usage"} for a in job.attempts],
-            "createdAt": job.created_at,
-            "retryStrategy": spec.retry.to_api(),
-            "dependsOn": req.get("dependsOn") or [],
-            "jobDefinition": spec.job_definition_arn,
-            "parameters": {**jobdef.get("parameters", {}), **(req.get("parameters") or {})},
-            "tags": dict((job.parent or job).tags),
-            "propagateTags": bool(req.get("propagateTags", jobdef.get("propagateTags", False))),
-            "platformCapabilities": jobdef.get("platformCapabilities", ["EC2"]),
-            "isCancelled": job.is_cancelled,
-            "isTerminated": job.is_terminated,
-        }
-        if not job.is_parent:
-            out["container"] = container
-        _add_times(out, job)
-        if spec.timeout_seconds:
-            out["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
-        if job.is_parent:
-            out["arrayProperties"] = {
-                "statusSummary": dict(job.summary),
-                "statusSummaryLastUpdatedAt": self.clock(),
-                "size": len(job.children),
-            }
-        elif job.index is not None:
-            out["arrayProperties"] = {"index": job.index}
-        return out
+        return views.list_jobs(req, self.jobs, self.registry)
 
     def why_not_running(self, job_id: str) -> str:
         """A sentence on why a job is where it is (for "stuck in RUNNABLE" questions)."""
         job = self.jobs.get(job_id)
         if job is None:
             return f"job {job_id} does not exist"
-        if job.status == "PENDING":
-            if job.waiting_on:
-                return f"waiting on {len(job.waiting_on)} dependencies: {', '.join(sorted(job.waiting_on)[:5])}"
-            return "waiting for its array parent's dependencies"
-        if job.status == "RUNNABLE":
-            if job.status_reason:
-                return job.status_reason
-            queue = self.registry.queues.get(job.spec.queue)
-            if queue is None or queue["state"] != "ENABLED":
-                return f"job queue {job.spec.queue} is not ENABLED"
-            names = self.registry.queue_environments(queue)
-            enabled = [n for n in names if self.registry.ces.get(n, {}).get("state") == "ENABLED"]
-            if not enabled:
-                return f"no ENABLED compute environment in job queue {job.spec.queue}"
-            busy = ", ".join(
-                f"{n}: {self._used.get(n, NONE).describe()} of {self.registry.capacity[n].describe()} in use"
-                for n in enabled
-            )
-            return f"waiting for capacity ({job.spec.resources.describe()} needed; {busy})"
-        return f"{job.status}: {job.status_reason or ''}".strip()
+        return views.why_not_running(job, self.registry, self._used)
+
+    def check_invariants(self) -> None:
+        """ServerError unless the state holds together (see transitions.check_invariants)."""
+        check_invariants(self.jobs, self._tasks, self._runnable, self._used)
 
     # ---------------------------------------------------------------- loading
     def load(
@@ -904,14 +592,3 @@ class Engine:
             queue.update((j.id, j) for j in ordered)
         self._changes = Changes()
         self._changed_jobs = {}
-
-
-def _add_times(out: dict[str, Any], job: JobState) -> None:
-    """The optional members every job shape shares: statusReason, startedAt, stoppedAt."""
-    for key, value in (
-        ("statusReason", job.status_reason),
-        ("startedAt", job.started_at),
-        ("stoppedAt", job.stopped_at),
-    ):
-        if value is not None:
-            out[key] = value

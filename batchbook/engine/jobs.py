@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.resources import Resources
 from batchbook.engine.retry import RetryStrategy
 from batchbook.vocabulary import FINAL
+
+_REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,36 @@ class JobState:
     @property
     def final(self) -> bool:
         return self.status in FINAL
+
+    def command(self, jobdef: dict[str, Any]) -> list[str]:
+        """The container's command: the override's or the definition's, ``Ref::name`` filled in
+        from SubmitJob's parameters over the definition's defaults."""
+        overrides = self.spec.request.get("containerOverrides") or {}
+        command = overrides.get("command") or jobdef["containerProperties"].get("command") or []
+        params = {**jobdef.get("parameters", {}), **(self.spec.request.get("parameters") or {})}
+        return [_REF.sub(lambda m: params.get(m.group(1), m.group(0)), arg) for arg in command]
+
+    def defined_environment(self, jobdef: dict[str, Any]) -> dict[str, str]:
+        """The definition's environment with the override's over it."""
+        overrides = self.spec.request.get("containerOverrides") or {}
+        return {
+            e["name"]: e.get("value", "")
+            for e in [
+                *(jobdef["containerProperties"].get("environment") or []),
+                *(overrides.get("environment") or []),
+            ]
+        }
+
+    def environment(self, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
+        """Everything an attempt's process gets: the defined environment and Batch's own."""
+        env = self.defined_environment(jobdef)
+        env["AWS_BATCH_JOB_ID"] = self.id
+        env["AWS_BATCH_JOB_ATTEMPT"] = str(attempt)
+        env["AWS_BATCH_JQ_NAME"] = self.spec.queue
+        env["AWS_BATCH_CE_NAME"] = self.ce or ""
+        if self.index is not None:
+            env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(self.index)
+        return env
 
     def to_record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {

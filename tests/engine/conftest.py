@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,6 +41,7 @@ class Driver:
                 new.append(action)
             else:
                 self.stops.append(action)
+        self.engine.check_invariants()
         # started events may have produced stop actions (terminate before start)
         return new
 
@@ -48,6 +50,7 @@ class Driver:
             if action.job_id == job_id:
                 del self.running[task_id]
                 self.engine.attempt_exited(task_id, exit_code, **kw)
+                self.engine.check_invariants()
                 return action
         raise KeyError(f"{job_id} is not running")
 
@@ -145,12 +148,13 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def engine(clock: FakeClock) -> Engine:
+def engine(clock: FakeClock) -> Iterator[Engine]:
     eng = Engine(clock, Host(cpus=2, memory_mib=8192), EngineConfig(min_timeout_seconds=1))
     make_ce(eng)
     make_queue(eng)
     make_jobdef(eng)
-    return eng
+    yield eng
+    eng.check_invariants()  # whatever the test did, the state still holds together
 
 
 @pytest.fixture

@@ -1,0 +1,190 @@
+"""Jobs as the Batch API shows them: DescribeJobs details, ListJobs summaries and filters,
+and the sentence that says why a job is where it is. Read-only over the engine's state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from batchbook.engine.jobs import JobState
+from batchbook.engine.registry import Registry
+from batchbook.engine.resources import NONE, Resources
+from batchbook.errors import ClientError
+from batchbook.vocabulary import name_of, paginate, with_token
+
+
+def task_arn(registry: Registry, task_id: str) -> str:
+    return registry.arn("task", f"local/{task_id}", "ecs")
+
+
+def list_jobs(req: dict[str, Any], jobs: dict[str, JobState], registry: Registry) -> dict[str, Any]:
+    """ListJobs: by array, or by queue (newest first); RUNNING unless a status or filters say."""
+    filters = req.get("filters") or []
+    status = None if filters else req.get("jobStatus", "RUNNING")
+    if req.get("arrayJobId"):
+        parent = jobs.get(req["arrayJobId"])
+        if parent is None or not parent.is_parent:
+            raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
+        found: Iterable[JobState] = parent.children
+    elif req.get("multiNodeJobId"):
+        raise ClientError(
+            "multiNodeJobId: multi-node parallel jobs are not supported by the local engine yet"
+        )
+    elif req.get("jobQueue"):
+        name = registry.job_queue(req["jobQueue"])["jobQueueName"]
+        found = sorted(
+            (j for j in jobs.values() if j.parent is None and j.spec.queue == name),
+            key=lambda j: -j.seq,
+        )
+    else:
+        raise ClientError("jobQueue: one of jobQueue, arrayJobId or multiNodeJobId is required")
+    if status is not None:
+        found = [j for j in found if j.status == status]
+    for f in filters:
+        found = _filter(list(found), f)
+    page, token = paginate(list(found), req.get("maxResults"), req.get("nextToken"), 1000)
+    return with_token({"jobSummaryList": [job_summary(j, registry) for j in page]}, token)
+
+
+def _filter(jobs: list[JobState], f: dict[str, Any]) -> list[JobState]:
+    name, values = f.get("name"), f.get("values") or []
+    if len(values) != 1:
+        raise ClientError(f"filters.{name}: exactly one value is required")
+    value = values[0]
+    if name == "JOB_NAME":
+        if value.endswith("*"):
+            return [j for j in jobs if j.spec.name.startswith(value[:-1])]
+        return [j for j in jobs if j.spec.name == value]
+    if name in ("BEFORE_CREATED_AT", "AFTER_CREATED_AT"):
+        try:
+            at = int(value)
+        except ValueError:
+            raise ClientError(f"filters.{name}: {value!r} is not epoch milliseconds") from None
+        if name == "BEFORE_CREATED_AT":
+            return [j for j in jobs if j.created_at < at]
+        return [j for j in jobs if j.created_at > at]
+    if name == "JOB_DEFINITION":
+        ref = name_of(value)
+        return [
+            j
+            for j in jobs
+            if j.spec.job_definition_arn.endswith("/" + ref)
+            or (":" not in ref and name_of(j.spec.job_definition_arn).split(":")[0] == ref)
+        ]
+    raise ClientError(
+        f"filters.name: {name!r} is not one of JOB_NAME, JOB_DEFINITION, BEFORE_CREATED_AT, AFTER_CREATED_AT"
+    )
+
+
+def job_summary(job: JobState, registry: Registry) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "jobArn": registry.arn("job", job.id),
+        "jobId": job.id,
+        "jobName": job.spec.name,
+        "createdAt": job.created_at,
+        "status": job.status,
+        "jobDefinition": job.spec.job_definition_arn,
+    }
+    _add_times(out, job)
+    if job.attempts:
+        last = job.attempts[-1]["container"]
+        out["container"] = {k: last[k] for k in ("exitCode", "reason") if k in last}
+    if job.is_parent:
+        out["arrayProperties"] = {"size": len(job.children)}
+    elif job.index is not None:
+        out["arrayProperties"] = {"index": job.index}
+    return out
+
+
+def job_detail(job: JobState, registry: Registry, now: int) -> dict[str, Any]:
+    spec, req = job.spec, job.spec.request
+    jobdef = registry.jobdefs[name_of(spec.job_definition_arn)]
+    props = jobdef["containerProperties"]
+    container: dict[str, Any] = {
+        "image": props.get("image"),
+        "command": job.command(jobdef),
+        "environment": [
+            {"name": k, "value": v} for k, v in job.defined_environment(jobdef).items()
+        ],
+        "resourceRequirements": [
+            {"type": "VCPU", "value": f"{spec.resources.vcpu_milli / 1000:g}"},
+            {"type": "MEMORY", "value": str(spec.resources.memory_mib)},
+        ]
+        + ([{"type": "GPU", "value": str(spec.resources.gpus)}] if spec.resources.gpus else []),
+    }
+    for key in ("jobRoleArn", "executionRoleArn", "volumes", "mountPoints", "logConfiguration"):
+        if props.get(key) is not None:
+            container[key] = props[key]
+    current = job.task
+    if current is not None:
+        container["logStreamName"] = current.log_stream
+        container["taskArn"] = task_arn(registry, current.task_id)
+    elif job.attempts:
+        container.update(job.attempts[-1]["container"])
+    out: dict[str, Any] = {
+        "jobArn": registry.arn("job", job.id),
+        "jobName": spec.name,
+        "jobId": job.id,
+        "jobQueue": registry.arn("job-queue", spec.queue),
+        "status": job.status,
+        "attempts": [{k: v for k, v in a.items() if k != "usage"} for a in job.attempts],
+        "createdAt": job.created_at,
+        "retryStrategy": spec.retry.to_api(),
+        "dependsOn": req.get("dependsOn") or [],
+        "jobDefinition": spec.job_definition_arn,
+        "parameters": {**jobdef.get("parameters", {}), **(req.get("parameters") or {})},
+        "tags": dict((job.parent or job).tags),
+        "propagateTags": bool(req.get("propagateTags", jobdef.get("propagateTags", False))),
+        "platformCapabilities": jobdef.get("platformCapabilities", ["EC2"]),
+        "isCancelled": job.is_cancelled,
+        "isTerminated": job.is_terminated,
+    }
+    if not job.is_parent:
+        out["container"] = container
+    _add_times(out, job)
+    if spec.timeout_seconds:
+        out["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
+    if job.is_parent:
+        out["arrayProperties"] = {
+            "statusSummary": dict(job.summary),
+            "statusSummaryLastUpdatedAt": now,
+            "size": len(job.children),
+        }
+    elif job.index is not None:
+        out["arrayProperties"] = {"index": job.index}
+    return out
+
+
+def why_not_running(job: JobState, registry: Registry, used: dict[str, Resources]) -> str:
+    """A sentence on why a job is where it is (for "stuck in RUNNABLE" questions)."""
+    if job.status == "PENDING":
+        if job.waiting_on:
+            return f"waiting on {len(job.waiting_on)} dependencies: {', '.join(sorted(job.waiting_on)[:5])}"
+        return "waiting for its array parent's dependencies"
+    if job.status == "RUNNABLE":
+        if job.status_reason:
+            return job.status_reason
+        queue = registry.queues.get(job.spec.queue)
+        if queue is None or queue["state"] != "ENABLED":
+            return f"job queue {job.spec.queue} is not ENABLED"
+        names = registry.queue_environments(queue)
+        enabled = [n for n in names if registry.ces.get(n, {}).get("state") == "ENABLED"]
+        if not enabled:
+            return f"no ENABLED compute environment in job queue {job.spec.queue}"
+        busy = ", ".join(
+            f"{n}: {used.get(n, NONE).describe()} of {registry.capacity[n].describe()} in use"
+            for n in enabled
+        )
+        return f"waiting for capacity ({job.spec.resources.describe()} needed; {busy})"
+    return f"{job.status}: {job.status_reason or ''}".strip()
+
+
+def _add_times(out: dict[str, Any], job: JobState) -> None:
+    """The optional members every job shape shares: statusReason, startedAt, stoppedAt."""
+    for key, value in (
+        ("statusReason", job.status_reason),
+        ("startedAt", job.started_at),
+        ("stoppedAt", job.stopped_at),
+    ):
+        if value is not None:
+            out[key] = value
