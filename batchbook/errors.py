@@ -22,9 +22,22 @@ errors back onto the same classes.
 
 from __future__ import annotations
 
+import re
+
+# "<field>: <what is wrong>", as batchbook's messages (and the local service's) begin
+_FIELD = re.compile(r"^([A-Za-z_][\w.\[\]-]*): ")
+
 
 class BatchbookError(Exception):
-    """Base class of every error batchbook raises on purpose."""
+    """Base class of every error batchbook raises on purpose.
+
+    An error that came back from a service (boto3's, mapped at the boundary) also keeps
+    which operation it answered, the request id, and the HTTP status.
+    """
+
+    operation: str | None = None  # e.g. "SubmitJob"
+    request_id: str | None = None  # the service's x-amzn-RequestId
+    http_status: int | None = None
 
 
 class ClientError(BatchbookError):
@@ -32,6 +45,12 @@ class ClientError(BatchbookError):
 
     aws_type = "ClientException"
     http_status = 400
+
+    @property
+    def field(self) -> str | None:
+        """The field the message names first (``computeResources.maxvCpus: ...``), if any."""
+        match = _FIELD.match(str(self))
+        return match.group(1) if match else None
 
 
 class ThrottlingError(ClientError):

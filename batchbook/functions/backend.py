@@ -212,12 +212,16 @@ def create_queue(
 class MappedErrors:
     """A boto3 client whose errors arrive as batchbook.errors (the one exception tree)."""
 
+    # the client's own helpers, not operations: passed through as they are
+    HELPERS = frozenset({"get_paginator", "get_waiter", "can_paginate", "close", "meta"})
+
     def __init__(self, client: Any):
         self._client = client
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
-        if not callable(attr) or name.startswith(("get_", "can_")):
+        operation = self._client.meta.method_to_api_mapping.get(name)
+        if not callable(attr) or name in self.HELPERS or operation is None:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -226,22 +230,31 @@ class MappedErrors:
             try:
                 return attr(*args, **kwargs)
             except BotoClientError as e:
-                raise mapped_error(e) from e
+                raise mapped_error(e, operation) from e
 
         return call
 
 
-def mapped_error(e: Any) -> BatchbookError:
+def mapped_error(e: Any, operation: str | None = None) -> BatchbookError:
+    """The batchbook error for a botocore ClientError, keeping the operation, request id and
+    HTTP status (and, through the message, the field: ClientError.field)."""
     error = e.response.get("Error", {})
+    meta = e.response.get("ResponseMetadata", {})
     code, message = error.get("Code", ""), error.get("Message", str(e))
-    status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
+    status = meta.get("HTTPStatusCode", 500)
+    mapped: BatchbookError
     if code in ("TooManyRequestsException", "ThrottlingException"):
-        return ThrottlingError(message)
-    if code == "ResourceNotFoundException":
-        return ResourceNotFound(message)
-    if status < 500:
-        return ClientError(message)
-    return ServerError(f"{code}: {message}")
+        mapped = ThrottlingError(message)
+    elif code == "ResourceNotFoundException":
+        mapped = ResourceNotFound(message)
+    elif status < 500:
+        mapped = ClientError(message)
+    else:
+        mapped = ServerError(f"{code}: {message}")
+    mapped.operation = operation or getattr(e, "operation_name", None)
+    mapped.request_id = meta.get("RequestId")
+    mapped.http_status = status
+    return mapped
 
 
 _current: Backend | None = None
