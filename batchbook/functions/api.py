@@ -12,6 +12,7 @@ from batchbook.functions.backend import Backend, current
 from batchbook.functions.futures import Job
 from batchbook.functions.ledger import read_ledger
 from batchbook.functions.mapjob import MapJob
+from batchbook.functions.options import RunOptions
 from batchbook.functions.payload import gc_paused
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
@@ -49,26 +50,21 @@ def map(
         source._check_stored()  # its results must still be there for the workers to read
     with gc_paused():
         args = None if source else list(zip(*iterables, strict=False))
-    job = MapJob(
-        *submit_run(
-            func,
-            args,
-            {},
-            source=source,
-            chunksize=chunksize,
-            name=name,
-            vcpus=vcpus,
-            memory=memory,
-            gpus=gpus,
-            queue=queue,
-            retries=retries,
-            retry_on=retry_on,
-            timeout=timeout,
-            env=env,
-            depends_on=depends_on,
-            max_failures=max_failures,
-        )
+    options = RunOptions.checked(
+        chunksize=chunksize,
+        name=name,
+        vcpus=vcpus,
+        memory=memory,
+        gpus=gpus,
+        queue=queue,
+        retries=retries,
+        retry_on=retry_on,
+        timeout=timeout,
+        env=env,
+        depends_on=depends_on,
+        max_failures=max_failures,
     )
+    job = MapJob(*submit_run(func, args, {}, options, source=source))
     if max_failures is not None:
         _FailureGuard(job, max_failures).start()
     if wait:

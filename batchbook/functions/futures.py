@@ -13,6 +13,7 @@ from typing import Any
 
 from batchbook.functions.backend import Backend
 from batchbook.functions.mapjob import MapJob
+from batchbook.functions.options import RunOptions, check_int
 from batchbook.functions.payload import gc_paused
 from batchbook.functions.submission import submit_run
 from batchbook.vocabulary import FINAL
@@ -119,14 +120,14 @@ def _watcher(backend: Backend) -> _Watcher:
 
 def submit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
     """Run ``func(*args, **kwargs)`` as one Batch job; a Future of its result."""
-    return Job(MapJob(*submit_run(func, [args], kwargs)))
+    return Job(MapJob(*submit_run(func, [args], kwargs, RunOptions())))
 
 
 class Executor(concurrent.futures.Executor):
     """A ``concurrent.futures.Executor`` whose calls run as Batch jobs (options as for map)."""
 
     def __init__(self, **options: Any):
-        self.options = options
+        self.options = RunOptions.from_user(options)  # a bad option fails here, not at submit
         self._jobs: list[Job] = []
         self._shutdown = False
         self._lock = threading.Lock()
@@ -135,7 +136,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            job = Job(MapJob(*submit_run(fn, [args], kwargs, **self.options)))
+            job = Job(MapJob(*submit_run(fn, [args], kwargs, self.options)))
             self._jobs.append(job)
             return job
 
@@ -152,11 +153,9 @@ class Executor(concurrent.futures.Executor):
             args = list(zip(*iterables, strict=False))
         if not args:
             return iter(())
-        job = MapJob(
-            *submit_run(
-                fn, args, {}, chunksize=None if chunksize == 1 else chunksize, **self.options
-            )
-        )
+        check_int("chunksize", chunksize, 1)
+        options = self.options.replace(chunksize=None if chunksize == 1 else chunksize)
+        job = MapJob(*submit_run(fn, args, {}, options))
         deadline = None if timeout is None else time.monotonic() + timeout
 
         def results() -> Iterator[Any]:

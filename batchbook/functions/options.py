@@ -1,9 +1,13 @@
-"""Checking map/submit options at the boundary: clear errors that name the option."""
+"""How a run runs, kept apart from what it runs on: :class:`RunOptions`, checked at the
+boundary with clear errors that name the option; and how its inputs are chunked."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.errors import ClientError
@@ -16,6 +20,111 @@ _FACTORS = {
     "G": 1000**3, "GB": 1000**3, "GI": 1024**3, "GIB": 1024**3,
     "T": 1000**4, "TB": 1000**4, "TI": 1024**4, "TIB": 1024**4,
 }  # fmt: skip
+
+
+DEFAULT_MEMORY_MIB = 2048
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """The options of ``batch.map``, ``batch.submit`` and ``batch.Executor``, checked:
+    sizes in MiB, exception classes by name, dependencies as job ids."""
+
+    chunksize: int | None = None
+    name: str | None = None
+    vcpus: float = 1.0
+    memory_mib: int = DEFAULT_MEMORY_MIB
+    gpus: int = 0
+    queue: str | None = None
+    retries: int = 0
+    retry_on: tuple[str, ...] = ()
+    timeout: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    depends_on: tuple[str, ...] = ()
+    max_failures: int | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        *,
+        chunksize: int | None = None,
+        name: str | None = None,
+        vcpus: float = 1,
+        memory: int | str | None = None,
+        gpus: int = 0,
+        queue: str | None = None,
+        retries: int = 0,
+        retry_on: Iterable[type[BaseException] | str] | type[BaseException] | str | None = None,
+        timeout: int | None = None,
+        env: dict[str, str] | None = None,
+        depends_on: Any = None,
+        max_failures: int | None = None,
+    ) -> RunOptions:
+        """The options as given to ``batch.map``; a ClientError names the first bad one."""
+        if chunksize is not None:
+            check_int("chunksize", chunksize, 1)
+        if timeout is not None:
+            check_int("timeout", timeout, 1)
+        if max_failures is not None:
+            check_int("max_failures", max_failures, 0)
+        return cls(
+            chunksize=chunksize,
+            name=name,
+            vcpus=check_vcpus(vcpus),
+            memory_mib=parse_memory(memory if memory is not None else DEFAULT_MEMORY_MIB),
+            gpus=check_int("gpus", gpus, 0, 64),
+            queue=queue,
+            retries=check_int("retries", retries, 0, 9),
+            retry_on=retry_names(retry_on),
+            timeout=timeout,
+            env=check_env(env),
+            depends_on=dependency_ids(depends_on),
+            max_failures=max_failures,
+        )
+
+    @classmethod
+    def from_user(cls, options: dict[str, Any]) -> RunOptions:
+        """``checked(**options)``, where an unknown option is a ClientError naming the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)} - {"memory_mib"} | {"memory"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ClientError(
+                f"{unknown[0]}: not an option; the options are {', '.join(sorted(known))}"
+            )
+        return cls.checked(**options)
+
+    def replace(self, **changes: Any) -> RunOptions:
+        return dataclasses.replace(self, **changes)
+
+
+def retry_names(retry_on: Any) -> tuple[str, ...]:
+    """Exception classes (or their names) -> qualified names, as the worker matches them."""
+    if retry_on is None:
+        return ()
+    items = [retry_on] if isinstance(retry_on, type | str) else list(retry_on)
+    names = []
+    for item in items:
+        if isinstance(item, type) and issubclass(item, BaseException):
+            names.append(f"{item.__module__}.{item.__qualname__}")
+        elif isinstance(item, str) and item:
+            names.append(item)
+        else:
+            raise ClientError(f"retry_on: {item!r:.40} is not an exception class or name")
+    return tuple(names)
+
+
+def dependency_ids(depends_on: Any) -> tuple[str, ...]:
+    """The job ids of MapJobs, Jobs (each has its ``job_id``) and job ids."""
+    if depends_on is None:
+        return ()
+    items = depends_on if isinstance(depends_on, list | tuple | set) else [depends_on]
+    ids = []
+    for item in items:
+        job_id = item if isinstance(item, str) else getattr(item, "job_id", None)
+        if not isinstance(job_id, str) or not job_id:
+            raise ClientError(f"depends_on: {item!r:.40} is not a MapJob, a Job or a job id")
+        ids.append(job_id)
+    return tuple(ids)
 
 
 def parse_memory(value: Any) -> int:
@@ -91,8 +200,6 @@ def chunk_bounds(n: int, chunksize: int | None, parallelism: int) -> list[tuple[
         per_slot = 1 if n >= MANY_INPUTS_PER_SLOT * parallelism else CHUNKS_PER_SLOT
         chunks = min(n, max(1, per_slot * parallelism))
         chunksize = math.ceil(n / chunks)
-    else:
-        check_int("chunksize", chunksize, 1)
     bounds = chunk_bounds_of(n, chunksize)
     if len(bounds) > 10_000:
         raise ClientError(

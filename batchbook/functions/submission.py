@@ -7,20 +7,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from batchbook.errors import ClientError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend, current
 from batchbook.functions.ledger import append_ledger
-from batchbook.functions.options import (
-    check_env,
-    check_int,
-    check_vcpus,
-    chunk_bounds,
-    parse_memory,
-)
+from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (
     chunk_inputs,
     code_hash,
@@ -48,53 +42,28 @@ class Run(Protocol):
     def inputs(self) -> list[tuple[Any, ...]]: ...
 
 
-DEFAULT_MEMORY = 2048
-
-
 def submit_run(
     func: Callable[..., Any],
     args: list[tuple[Any, ...]] | None,
     kwargs: dict[str, Any],
+    options: RunOptions,
     *,
     source: Run | None = None,
     parent: tuple[Run, list[int]] | None = None,
-    chunksize: int | None = None,
-    name: str | None = None,
-    vcpus: float = 1,
-    memory: int | str | None = None,
-    gpus: int = 0,
-    queue: str | None = None,
-    retries: int = 0,
-    retry_on: Iterable[type[BaseException] | str] | None = None,
-    timeout: int | None = None,
-    env: dict[str, str] | None = None,
-    depends_on: Any = None,
-    max_failures: int | None = None,
     backend: Backend | None = None,
 ) -> tuple[Backend, dict[str, Any]]:
-    """Check, pickle and store a run, then submit its one (array) job: the backend and the
-    run's manifest (with its ``jobId``). Nothing is submitted unless everything checked out,
-    and nothing is left in the store if the submission was refused."""
-    # ---- everything is checked and pickled before anything is submitted
-    vcpus = check_vcpus(vcpus)
-    memory_mib = parse_memory(memory if memory is not None else DEFAULT_MEMORY)
-    check_int("gpus", gpus, 0, 64)
-    check_int("retries", retries, 0, 9)
-    if timeout is not None:
-        check_int("timeout", timeout, 1)
-    if max_failures is not None:
-        check_int("max_failures", max_failures, 0)
-    environment_vars = check_env(env)
-    retry_names = _retry_names(retry_on)
+    """Pickle and store a run, then submit its one (array) job: the backend and the run's
+    manifest (with its ``jobId``). Nothing is submitted unless everything checked out and
+    pickled, and nothing is left in the store if the submission was refused."""
     filenames: set[str] = set()  # of the code pickled by value: its source goes with it
     function_bytes = pickle_function(func, filenames)
     kwargs_bytes = dumps(kwargs, "keyword arguments", filenames) if kwargs else None
     backend = backend or (source.backend if source else current())
-    queue = backend.ensure_queue(queue)
+    queue = backend.ensure_queue(options.queue)
     if source is not None:
         bounds = source.chunks
         n = source.size
-        if chunksize is not None:
+        if options.chunksize is not None:
             raise ClientError("chunksize: a chained map uses the chunks of the map it consumes")
         args = None
     else:
@@ -102,10 +71,10 @@ def submit_run(
         n = len(args)
         if n == 0:
             raise ClientError("iterables: there are no inputs")
-        auto = chunksize is None and n > 1
-        bounds = chunk_bounds(n, chunksize, _parallelism(backend, queue, vcpus) if auto else 1)
+        auto = options.chunksize is None and n > 1
+        parallelism = _parallelism(backend, queue, options.vcpus) if auto else 1
+        bounds = chunk_bounds(n, options.chunksize, parallelism)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
-    dependencies = _dependencies(depends_on)
     backend.check_environment(environment.modules_used(func))
 
     # ---- the run goes to the store, then one job to Batch
@@ -113,7 +82,7 @@ def submit_run(
     fname = getattr(func, "__qualname__", type(func).__name__)
     manifest: dict[str, Any] = {
         "id": run_id,
-        "name": name or fname,
+        "name": options.name or fname,
         "function": f"{getattr(func, '__module__', '?')}.{fname}",
         "codeHash": code_hash(func, function_bytes),
         "created": int(time.time() * 1000),
@@ -123,16 +92,16 @@ def submit_run(
         "source": source.id if source else None,
         "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
         "kwargs": kwargs_bytes is not None,
-        "retryOn": retry_names,
+        "retryOn": list(options.retry_on),
         "options": {
-            "vcpus": vcpus,
-            "memoryMiB": memory_mib,
-            "gpus": gpus,
+            "vcpus": options.vcpus,
+            "memoryMiB": options.memory_mib,
+            "gpus": options.gpus,
             "queue": queue,
-            "retries": retries,
-            "timeout": timeout,
-            "env": environment_vars,
-            "maxFailures": max_failures,
+            "retries": options.retries,
+            "timeout": options.timeout,
+            "env": options.env,
+            "maxFailures": options.max_failures,
         },
     }
     store = backend.store
@@ -141,7 +110,7 @@ def submit_run(
     )
     store.create(run_key(run_id, "payload.bin"), parts)
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
-    request = _job_request(backend, manifest, store.url, dependencies, source)
+    request = _job_request(backend, manifest, store.url, list(options.depends_on), source)
     try:
         manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
@@ -214,35 +183,6 @@ def _job_name(name: str) -> str:
     return (cleaned or "map")[:128]
 
 
-def _retry_names(retry_on: Any) -> list[str]:
-    if retry_on is None:
-        return []
-    items = [retry_on] if isinstance(retry_on, type | str) else list(retry_on)
-    names = []
-    for item in items:
-        if isinstance(item, type) and issubclass(item, BaseException):
-            names.append(f"{item.__module__}.{item.__qualname__}")
-        elif isinstance(item, str) and item:
-            names.append(item)
-        else:
-            raise ClientError(f"retry_on: {item!r:.40} is not an exception class or name")
-    return names
-
-
-def _dependencies(depends_on: Any) -> list[str]:
-    """The job ids of MapJobs, Jobs (each has its ``job_id``) and job ids."""
-    if depends_on is None:
-        return []
-    items = depends_on if isinstance(depends_on, list | tuple | set) else [depends_on]
-    ids = []
-    for item in items:
-        job_id = item if isinstance(item, str) else getattr(item, "job_id", None)
-        if not isinstance(job_id, str) or not job_id:
-            raise ClientError(f"depends_on: {item!r:.40} is not a MapJob, a Job or a job id")
-        ids.append(job_id)
-    return ids
-
-
 def _parallelism(backend: Backend, queue: str, vcpus: float) -> int:
     """How many chunks the queue's compute environments run at once."""
     return max(1, int(backend.queue_vcpus(queue) // vcpus))
@@ -275,7 +215,7 @@ def resubmit(job: Run, indices: list[int], **options: Any) -> tuple[Backend, dic
         func,
         [inputs[i] for i in indices],
         kwargs,
+        RunOptions.from_user(merged),
         parent=(job, indices),
         backend=job.backend,
-        **merged,
     )

@@ -167,3 +167,12 @@ def test_environment_differences_cover_python_and_missing_modules() -> None:
     assert problems[0].startswith("Python 3.12.1 on the worker, 3.11.7 here")
     assert problems[1] == "module numpy is not installed on the worker (here: 2.0)"
     assert environment.differences(local, {**local, "python": "3.11.2"}) == []
+
+
+def test_an_executor_with_a_misspelt_or_bad_option_fails_when_it_is_made() -> None:
+    from batchbook.errors import ClientError
+
+    with pytest.raises(ClientError, match=r"memroy: not an option; the options are .*memory"):
+        batch.Executor(memroy="1 GiB")
+    with pytest.raises(ClientError, match=r"vcpus: 0 is not allowed; use a number from 0.25"):
+        batch.Executor(vcpus=0)
