@@ -24,7 +24,7 @@ from batchbook.errors import (
     ThrottlingError,
 )
 from batchbook.functions import environment
-from batchbook.functions.objects import LocalStore
+from batchbook.functions.objects import FolderStore, ObjectStore
 from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS, name_of
 
 RUNNER_JOBDEF = "batchbook-runner"
@@ -35,7 +35,7 @@ DEFAULT_MEMORY_MIB = 2048
 class Backend:
     """Batch and CloudWatch Logs clients, an object store, and the default queue."""
 
-    def __init__(self, service: Any, store: LocalStore, queue: str = DEFAULT_QUEUE):
+    def __init__(self, service: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
         self.service = service
         self.batch = MappedErrors(service.client("batch"))
         self.logs = MappedErrors(service.client("logs"))
@@ -52,7 +52,7 @@ class Backend:
         from batchbook.server.discovery import ensure_service
 
         service = ensure_service(state_dir)
-        return cls(service, LocalStore(service.state_dir / "store"))
+        return cls(service, FolderStore(service.state_dir / "store"))
 
     # ------------------------------------------------------------ set-up on first use
     def ensure_queue(self, name: str | None) -> str:
@@ -185,7 +185,7 @@ class Backend:
                 f"the pre-flight probe job {job} could not run on the worker: "
                 f"{detail['status']} {detail.get('statusReason', '')}"
             )
-        return json.loads(self.store.get(key))
+        return json.loads(bytes(self.store.get(key)))
 
 
 def create_queue(

@@ -22,7 +22,7 @@ from batchbook.errors import (
     ResourceNotFound,
     SerializationError,
 )
-from batchbook.functions.ledger import append_ledger, read_ledger
+from batchbook.functions.ledger import read_ledger, record_deleted
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     Outcome,
@@ -30,6 +30,7 @@ from batchbook.functions.payload import (
     decode_value,
     gc_paused,
     read_blocks,
+    results_prefix,
     run_key,
     to_json,
 )
@@ -80,8 +81,7 @@ class MapJob:
         self.size: int = manifest["n"]
         self.chunks = chunk_bounds_of(manifest["n"], manifest["chunksize"])
         self._outcomes: dict[int, Outcome] = {}
-        self._read: dict[str, int] = {}  # results key -> bytes consumed
-        self._complete: set[str] = set()  # results keys of final chunks, read to the end
+        self._read: set[str] = set()  # results objects read (each is written once, whole)
         # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
         self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
@@ -96,7 +96,7 @@ class MapJob:
     @classmethod
     def load(cls, backend: Backend, run_id: str) -> MapJob:
         try:
-            manifest = json.loads(backend.store.get(run_key(run_id, "run.json")))
+            manifest = json.loads(bytes(backend.store.get(run_key(run_id, "run.json"))))
         except FileNotFoundError:
             deleted = run_id in read_ledger(backend.store)[1]
             raise ResourceNotFound(
@@ -120,25 +120,17 @@ class MapJob:
         return index // self.manifest["chunksize"]
 
     def _read_outcomes(self) -> None:
-        """Read the result blocks written since the last call (a final chunk's file only once)."""
+        """Read the result objects written since the last call."""
         with gc_paused():  # tens of thousands of small tuples: one collection after, not dozens
             self._read_new_blocks()
 
     def _read_new_blocks(self) -> None:
-        store = self.backend.store
-        parent_final = self._parent.get("status") in FINAL
-        for key in store.keys(f"runs/{self.id}/results"):
-            if key in self._complete:
+        store, known = self.backend.store, self._outcomes
+        for key, _ in store.list(results_prefix(self.id)):
+            if key in self._read:
                 continue
-            chunk = int(key.rsplit("/", 1)[1].split("-", 1)[0])
-            final = parent_final or self._details.get(chunk, {}).get("status") in FINAL
-            seen = self._read.get(key, 0)
-            data = store.read_from(key, seen)
-            outcomes, used = read_blocks(data)
-            self._read[key] = seen + used
-            if final:
-                self._complete.add(key)  # its process has exited: the file will not grow
-            known = self._outcomes
+            outcomes = read_blocks(store.get(key))[0]
+            self._read.add(key)
             if known.keys().isdisjoint(map(_INPUT, outcomes)):  # the usual case: all new
                 known.update(zip(map(_INPUT, outcomes), outcomes, strict=True))
                 continue
@@ -456,14 +448,14 @@ class MapJob:
             )
         now = int(time.time() * 1000)
         # first: a crash never leaves a listed run half-removed
-        append_ledger(store, [{"id": run.id, "deleted": now} for run in runs])
+        record_deleted(store, [run.id for run in runs], now)
         for run in runs:
-            store.remove(f"runs/{run.id}")
+            store.delete(f"runs/{run.id}/")
             run.deleted = True
 
     def _check_stored(self) -> None:
         """ResourceNotFound once the run was deleted (through this handle or any other)."""
-        if not self.deleted and not self.backend.store.exists(run_key(self.id, "run.json")):
+        if not self.deleted and not self.backend.store.list(run_key(self.id, "run.json")):
             self.deleted = True
         if self.deleted:
             raise ResourceNotFound(f"map {self.name} (run {self.id}) was deleted")

@@ -1,26 +1,65 @@
 """The object store that carries functions, inputs and results between client and workers.
 
-Keys are ``/``-separated paths. The local store is a folder (``file://``); an
-``s3://`` store comes with the AWS backend. Whole objects are written atomically
-(temporary file, then rename); result records are appended one frame at a time.
+:class:`ObjectStore` is the contract, small enough for a folder and for S3 alike: put
+an object whole, get it (or a byte range of it), list the objects under a prefix with
+their sizes, delete everything under a prefix. No append and no exclusive create: a
+run's results are one object per flush of a chunk attempt, its ledger entry one object.
+A missing object is a ``FileNotFoundError`` from every implementation.
+
+- :class:`FolderStore` (``file://``): a local folder; whole objects appear atomically
+  (temporary file, then rename), big reads are memory maps.
+- :class:`S3Store` (``s3://bucket/prefix``): boto3, with multipart uploads and concurrent
+  range reads for big objects (boto3's transfer manager); the endpoint comes from
+  ``AWS_ENDPOINT_URL_S3`` when set, the credentials from the environment.
 """
 
 from __future__ import annotations
 
+import io
 import mmap
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from batchbook.errors import ClientError
 
 MAP_AT_LEAST = 1 << 20  # reads this big map the file instead of copying it
+Data = bytes | memoryview  # what get returns: bytes, or a memory map of a big object
 
 
-class LocalStore:
-    """An object store in a local folder."""
+class ObjectStore(Protocol):
+    """Where a run's function, inputs, results and ledger entry live (see the module doc)."""
+
+    @property
+    def url(self) -> str: ...
+
+    def put(self, key: str, data: Data | list[Any]) -> None:
+        """Write the object ``key`` whole (``data`` may be a list of parts, written in order)."""
+
+    def get(self, key: str) -> Data:
+        """The object's bytes (FileNotFoundError if there is none)."""
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes ``start`` to ``end`` (exclusive) of the object."""
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        """(key, size) of every object whose key starts with ``prefix``, sorted by key."""
+
+    def delete(self, prefix: str) -> None:
+        """Delete every object whose key starts with ``prefix``."""
+
+
+def check_key(key: str) -> str:
+    if not key or any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
+        raise ClientError(f"object key {key!r}: not a valid key")
+    return key
+
+
+class FolderStore:
+    """An object store in a local folder: a key is a path under it."""
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
@@ -31,72 +70,15 @@ class LocalStore:
         return self.root.as_uri()
 
     def _path(self, key: str) -> Path:
-        if not key or any(part in ("", ".", "..") for part in key.split("/")):
-            raise ClientError(f"object key {key!r}: not a valid key")
-        return self.root / key
+        return self.root / check_key(key)
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: Data | list[Any]) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)
-
-    def create(self, key: str, parts: list[bytes]) -> None:
-        """Write a new object that nobody reads before it is complete (no temporary file)."""
-        self._write(key, parts, os.O_CREAT | os.O_EXCL)
-
-    def get(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def get_range(self, key: str, start: int, end: int) -> bytes:
-        with open(self._path(key), "rb") as f:
-            f.seek(start)
-            return f.read(end - start)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).exists()
-
-    def keys(self, prefix: str) -> list[str]:
-        """Keys under the folder ``prefix`` (one level), sorted."""
-        folder = self._path(prefix.rstrip("/"))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            names = sorted(n for n in os.listdir(folder) if not n.startswith("."))
-        except FileNotFoundError:
-            return []
-        return [f"{prefix.rstrip('/')}/{n}" for n in names]
-
-    def remove(self, prefix: str) -> None:
-        """Delete every object under the folder ``prefix``."""
-        shutil.rmtree(self._path(prefix.rstrip("/")), ignore_errors=True)
-
-    def read_from(self, key: str, offset: int) -> bytes | memoryview:
-        """The object's bytes from ``offset`` on (empty if there are none yet).
-
-        Big reads are a read-only memory map of the file, not a copy of it.
-        """
-        try:
-            with open(self._path(key), "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                if size - offset < MAP_AT_LEAST:
-                    f.seek(offset)
-                    return f.read()
-                start = offset - offset % mmap.ALLOCATIONGRANULARITY
-                mapped = mmap.mmap(f.fileno(), size - start, access=mmap.ACCESS_READ, offset=start)
-                return memoryview(mapped)[offset - start :]
-        except FileNotFoundError:
-            return b""
-
-    def append(self, key: str, parts: list[bytes]) -> None:
-        """Append whole frames, written together to a file opened for appending."""
-        self._write(key, parts, os.O_APPEND | os.O_CREAT)
-
-    def _write(self, key: str, parts: list[Any], flags: int) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | flags, 0o644)
-        try:
-            view = [memoryview(p) for p in parts]
+            view = [memoryview(p) for p in (data if isinstance(data, list) else [data])]
             while view:  # writev may write less than asked: go on from where it stopped
                 written = os.writev(fd, view[:1024])
                 while view and written >= len(view[0]):
@@ -105,10 +87,141 @@ class LocalStore:
                     view[0] = view[0][written:]
         finally:
             os.close(fd)
+        tmp.replace(path)
+
+    def get(self, key: str) -> Data:
+        """Big objects come back as a read-only memory map of the file, not a copy."""
+        with open(self._path(key), "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < MAP_AT_LEAST:
+                return f.read()
+            return memoryview(mmap.mmap(f.fileno(), size, access=mmap.ACCESS_READ))
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        with open(self._path(key), "rb") as f:
+            f.seek(start)
+            return f.read(end - start)
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        folder = prefix.rpartition("/")[0]
+        base = self._path(folder) if folder else self.root
+        out = [
+            (key, size)
+            for key, size in self._walk(base, f"{folder}/" if folder else "")
+            if key.startswith(prefix)
+        ]
+        return sorted(out)
+
+    def _walk(self, folder: Path, key_prefix: str) -> Iterator[tuple[str, int]]:
+        try:
+            entries = list(os.scandir(folder))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue  # a write in progress
+            key = key_prefix + entry.name
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(Path(entry.path), key + "/")
+            else:
+                try:
+                    yield key, entry.stat().st_size
+                except FileNotFoundError:
+                    continue
+
+    def delete(self, prefix: str) -> None:
+        if prefix.endswith("/"):  # a whole folder: its files and the folders they made
+            shutil.rmtree(self._path(prefix), ignore_errors=True)
+            return
+        for key, _ in self.list(prefix):
+            self._path(key).unlink(missing_ok=True)
 
 
-def open_store(url: str) -> LocalStore:
+class S3Store:
+    """An object store under ``s3://bucket/prefix``."""
+
+    def __init__(self, bucket: str, prefix: str = "", client: Any = None):
+        import boto3
+        from boto3.s3.transfer import TransferConfig
+
+        self.bucket, self.prefix = bucket, prefix.strip("/")
+        self.client = client or boto3.client(
+            "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
+        )
+        # multipart above 8 MiB, 8 parts at once either way
+        self.transfer = TransferConfig(multipart_threshold=8 << 20, max_concurrency=8)
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self.client.meta.endpoint_url)
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def put(self, key: str, data: Data | list[Any]) -> None:
+        parts = data if isinstance(data, list) else [data]
+        body = b"".join(memoryview(p) for p in parts) if len(parts) != 1 else parts[0]
+        self.client.upload_fileobj(
+            io.BytesIO(body), self.bucket, self._key(key), Config=self.transfer
+        )
+
+    def get(self, key: str) -> Data:
+        out = io.BytesIO()
+        try:
+            self.client.download_fileobj(self.bucket, self._key(key), out, Config=self.transfer)
+        except Exception as e:
+            raise _missing(e, key) from e
+        return out.getvalue()
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        if end <= start:
+            return b""
+        try:
+            resp = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key), Range=f"bytes={start}-{end - 1}"
+            )
+        except Exception as e:
+            raise _missing(e, key) from e
+        return bytes(resp["Body"].read())
+
+    def list(self, prefix: str) -> list[tuple[str, int]]:
+        full = self._key(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        cut = len(self.prefix) + 1 if self.prefix else 0
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full
+        ):
+            out += [(o["Key"][cut:], o["Size"]) for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def delete(self, prefix: str) -> None:
+        keys = [self._key(k) for k, _ in self.list(prefix)]
+        for i in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
+            self.client.delete_objects(
+                Bucket=self.bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True},
+            )
+
+
+def _missing(e: Exception, key: str) -> Exception:
+    code = getattr(e, "response", {}).get("Error", {}).get("Code")
+    if code in ("404", "NoSuchKey", "NotFound"):
+        return FileNotFoundError(f"{key}: no such object")
+    return e
+
+
+def open_store(url: str) -> ObjectStore:
+    """The store a URL names: ``file:///folder`` or ``s3://bucket/prefix``."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
-        return LocalStore(unquote(parsed.path))
-    raise ClientError(f"store: {url!r} is not supported; use a file:// folder")
+        return FolderStore(unquote(parsed.path))
+    if parsed.scheme == "s3" and parsed.netloc:
+        return S3Store(parsed.netloc, parsed.path)
+    raise ClientError(
+        f"store: {url!r:.80} is not supported; use file:///a/folder or s3://bucket/prefix"
+    )

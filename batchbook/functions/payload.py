@@ -4,20 +4,20 @@ A run lives under ``runs/<run id>/``:
 
 - ``run.json``     the manifest: name, function, code hash, inputs, chunk size, options,
                    and where each part of the payload lies
-- ``payload.bin``  written once, in one file (every file created costs here): the
+- ``payload.bin``  written once, in one object (every object costs here): the
                    function (cloudpickle, by value), the keyword arguments, one pickle
-                   per chunk (a list of argument tuples) and an index of the chunks'
-                   offsets (big-endian uint64)
-- ``results/<chunk>-<attempt>.rec``  blocks of finished inputs, appended as they end
+                   per chunk (a list of argument tuples), an index of the chunks'
+                   offsets (big-endian uint64) and the source text of by-value code
+- ``results/<chunk>/<attempt>-<flush>.rec``  one object per flush of a chunk attempt:
+                   a block of the inputs that ended since the last flush (at least every
+                   100 ms, at once after a failure)
 
-and ``ledger.jsonl`` at the store's root gets a line per submitted run (its id, job
-id, name, function, code hash, inputs, time): batch.jobs() and attach read it.
+and ``ledger/<run id>.json`` (see :mod:`batchbook.functions.ledger`) says it exists.
 
 A block is a header (pickle length, crc32, sizes of out-of-band buffers), a pickled
-list of Outcome tuples and the large payloads beside it: the inputs that
-ended since the last block (written at least every 100 ms, and at once after a
-failure). A torn last block (the worker was killed mid-write) fails its length or
-checksum and is ignored, so each input's result is all there or absent.
+list of Outcome tuples and the large payloads beside it. Objects appear whole; a block
+that fails its length or checksum anyway (a store that lost part of it) is ignored, so
+each input's result is all there or absent.
 """
 
 from __future__ import annotations
@@ -80,8 +80,18 @@ def read_part(store: Any, run_id: str, span: list[int]) -> bytes:
     return store.get_range(run_key(run_id, "payload.bin"), span[0], span[1])
 
 
-def results_key(run_id: str, chunk: int, attempt: int) -> str:
-    return f"runs/{run_id}/results/{chunk}-{attempt}.rec"
+def results_key(run_id: str, chunk: int, attempt: int, flush: int) -> str:
+    return f"{results_prefix(run_id, chunk)}{attempt:02d}-{flush:06d}.rec"
+
+
+def results_prefix(run_id: str, chunk: int | None = None) -> str:
+    """Where the results of a run (or of one of its chunks) are."""
+    return f"runs/{run_id}/results/" + ("" if chunk is None else f"{chunk}/")
+
+
+def attempt_of(results_key: str) -> int:
+    """The attempt number a results key names (see results_key)."""
+    return int(results_key.rsplit("/", 1)[1].split("-", 1)[0])
 
 
 def block(outcomes: list[tuple[Any, ...]]) -> list[Any]:

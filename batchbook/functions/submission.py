@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from batchbook.errors import ClientError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend, current
-from batchbook.functions.ledger import append_ledger
+from batchbook.functions.ledger import record_run
 from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (
     chunk_inputs,
@@ -108,13 +108,13 @@ def submit_run(
     parts, manifest["payload"] = pack_payload(
         function_bytes, kwargs_bytes or b"", inputs_bytes, offsets, sources(filenames)
     )
-    store.create(run_key(run_id, "payload.bin"), parts)
+    store.put(run_key(run_id, "payload.bin"), parts)
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     request = _job_request(backend, manifest, store.url, list(options.depends_on), source)
     try:
         manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
-        store.remove(f"runs/{run_id}")  # nothing was accepted: leave nothing behind
+        store.delete(f"runs/{run_id}/")  # nothing was accepted: leave nothing behind
         raise
     ledger = {
         k: manifest[k]
@@ -130,7 +130,7 @@ def submit_run(
             "source",
         )
     }
-    append_ledger(store, [ledger])
+    record_run(store, ledger)
     return backend, manifest
 
 

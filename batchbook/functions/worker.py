@@ -20,18 +20,20 @@ import time
 import traceback
 from typing import Any
 
-from batchbook.functions.objects import LocalStore, open_store
+from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     INLINE,
     OUT_OF_BAND,
     Outcome,
+    attempt_of,
     block,
     chunk_span,
     encode_value,
     read_blocks,
     read_part,
     results_key,
+    results_prefix,
     run_key,
 )
 from batchbook.functions.pickling import culprit, register_sources
@@ -47,17 +49,20 @@ MAX_ATTEMPTS = 10  # Batch's limit
 
 
 def finished_outcomes(
-    store: LocalStore, run_id: str, chunk: int, before: int = MAX_ATTEMPTS + 1
+    store: ObjectStore, run_id: str, chunk: int, before: int = MAX_ATTEMPTS + 1
 ) -> dict[int, Outcome]:
     """The latest outcome of every input of a chunk, over its attempts before ``before``."""
     latest: dict[int, Outcome] = {}
-    for attempt in range(1, before):  # a few existence checks, not a listing of every chunk's
-        for outcome in read_blocks(store.read_from(results_key(run_id, chunk, attempt), 0))[0]:
-            latest[outcome.input] = outcome
+    if before <= 1:
+        return latest  # a first attempt: nothing earlier to list
+    for key, _ in store.list(results_prefix(run_id, chunk)):  # in attempt, then flush order
+        if attempt_of(key) < before:
+            for outcome in read_blocks(store.get(key))[0]:
+                latest[outcome.input] = outcome
     return latest
 
 
-def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[tuple[Any, ...]]:
+def load_chunk(store: ObjectStore, manifest: dict[str, Any], chunk: int) -> list[tuple[Any, ...]]:
     source = manifest.get("source")
     start, end = chunk_bounds_of(manifest["n"], manifest["chunksize"])[chunk]
     if source:  # chained: the inputs are the values of the same chunk of the source run
@@ -72,7 +77,7 @@ def load_chunk(store: LocalStore, manifest: dict[str, Any], chunk: int) -> list[
 
 def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     store = open_store(store_url)
-    manifest = json.loads(store.get(run_key(run_id, "run.json")))
+    manifest = json.loads(bytes(store.get(run_key(run_id, "run.json"))))
     layout = manifest["payload"]
     if "sources" in layout:  # tracebacks show the submitted cells and files, line by line
         register_sources(json.loads(read_part(store, run_id, layout["sources"])))
@@ -82,7 +87,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     start = manifest["chunksize"] * chunk
     inputs = load_chunk(store, manifest, chunk)
     done = {i for i, o in finished_outcomes(store, run_id, chunk, attempt).items() if o.ok}
-    key = results_key(run_id, chunk, attempt)
+    flushes = 0  # this attempt's result objects so far
     failed = retryable = 0
     lines = _LineCounter()
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
@@ -123,11 +128,12 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             or unwritten >= FLUSH_BYTES
             or type(payload) is tuple  # it holds the value's own buffers: before they change
         ):
-            store.append(key, block(pending))
+            store.put(results_key(run_id, chunk, attempt, flushes), block(pending))
+            flushes += 1
             pending.clear()
             flushed_at, unwritten = stopped, 0
     if pending:
-        store.append(key, block(pending))
+        store.put(results_key(run_id, chunk, attempt, flushes), block(pending))
     if not failed:
         return 0
     return EXIT_FAILED if retryable else EXIT_FINAL

@@ -359,13 +359,13 @@ def test_delete_removes_a_finished_map_and_refuses_a_running_one(
     slow = batch.map(sleeper, [5.0], name="still-running")
     with pytest.raises(ClientError, match="still running; wait"):
         slow.delete()
-    assert store.keys(f"runs/{slow.id}")  # refused: nothing removed
+    assert store.list(f"runs/{slow.id}/")  # refused: nothing removed
     with pytest.raises(ClientError, match="is a retry_failed\\(\\) run of run"):
         follow_up.delete()
     other_handle = batch.attach(job.id)
     job.delete()
     for run in (job, follow_up):
-        assert not store.keys(f"runs/{run.id}")
+        assert not store.list(f"runs/{run.id}/")
     with pytest.raises(ResourceNotFound, match="was deleted"):
         other_handle.results()  # deleted through another handle: it knows too
     assert "deleted" in repr(other_handle)
@@ -454,12 +454,12 @@ def test_wait_draws_a_progress_bar_in_terminals(
 
 
 def test_a_refused_submission_leaves_no_run_behind(backend: Backend) -> None:
-    before = set(backend.store.keys("runs"))
+    before = set(backend.store.list("runs/"))
     with pytest.raises(
         ClientError, match=r"timeout\.attemptDurationSeconds: 10000000 is out of range"
     ):
         batch.map(str, [1], timeout=10**7)  # over Batch's 14-day limit: SubmitJob says no
-    assert set(backend.store.keys("runs")) == before
+    assert set(backend.store.list("runs/")) == before
 
 
 def test_a_chained_map_after_a_failure_reports_both(backend: Backend) -> None:
