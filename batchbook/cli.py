@@ -31,7 +31,7 @@ def demo(state_dir: Path) -> int:
     # may be using it (one started by the reattach line below is left running).
     started_here = find_service(state_dir) is None
     print(f"batchbook demo: local AWS-Batch-compatible service in {state_dir}")
-    batch.use(state_dir)
+    batch.use(state_dir=state_dir)
     try:
         grid = [(samples, seed) for samples in (20_000, 200_000) for seed in range(4)] + [(0, 9)]
         started = time.monotonic()
@@ -74,7 +74,7 @@ WORKER_MODULE = "batchbook.functions.worker"  # what every chunk of a map runs
 def reattach_line(state_dir: Path) -> str:
     """Python that gives the demo's last map back, in any new process."""
     return (
-        f"import batchbook as batch; batch.use({str(state_dir)!r}); "
+        f"import batchbook as batch; batch.use(state_dir={str(state_dir)!r}); "
         f"job = batch.attach({DEMO_NAME!r})"
     )
 

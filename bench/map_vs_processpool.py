@@ -198,7 +198,7 @@ class Maps:
 
 def run_batchbook(args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    out["start"], backend = timed(lambda: batch.use(state_dir))
+    out["start"], backend = timed(lambda: batch.use(state_dir=state_dir))
     maps = Maps()
     try:
         # 1. squares: one warm-up map (it also runs the pre-flight environment probe)

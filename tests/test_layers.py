@@ -81,7 +81,7 @@ def test_a_map_loads_neither_the_engine_nor_the_runtime(tmp_path: Path) -> None:
         import batchbook as batch
         from batchbook.server.discovery import stop_service
 
-        batch.use({str(tmp_path / "state")!r})  # discovery starts the service: another process
+        batch.use(state_dir={str(tmp_path / "state")!r})  # discovery starts the service: another process
         try:
             assert batch.map(abs, [-1, -2]).results() == [1, 2]
             assert batch.submit(abs, -3).result() == 3

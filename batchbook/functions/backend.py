@@ -1,20 +1,27 @@
-"""A Batch endpoint and an object store: everything the function layer talks to.
+"""The backend contract: a Batch endpoint and an object store, all the function layer
+(and the notebook and cost layers above it) ever talks to.
 
-The local backend is the local service (started on first use) with a store folder
-in its state dir; the AWS backend will be real Batch with an S3 store. Nothing
-above this module knows which one it has.
+- :class:`BatchEndpoint`: Batch and CloudWatch Logs clients (boto3's, errors mapped into
+  batchbook's tree), plus "wait until something may have changed" (the local service's
+  long-poll; polling behind one shared rate limiter elsewhere).
+- :class:`~batchbook.functions.objects.ObjectStore`: put, get, get a range, list, delete.
+
+:class:`Backend` is both, with what every implementation shares (the runner's job
+definition, describing jobs 100 ids a call, the pre-flight check of the worker's
+interpreter). :class:`~batchbook.functions.local_backend.LocalBackend` is the local
+engine's. :func:`use` picks one (also as a context manager); nothing above knows which.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
-import uuid
-from pathlib import Path
-from typing import Any
+import warnings
+from types import TracebackType
+from typing import Any, Protocol
 
+from batchbook import interpreter
 from batchbook.errors import (
     BatchbookError,
     ClientError,
@@ -23,8 +30,7 @@ from batchbook.errors import (
     ServerError,
     ThrottlingError,
 )
-from batchbook.functions import environment
-from batchbook.functions.objects import FolderStore, ObjectStore
+from batchbook.functions.objects import ObjectStore
 from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS, name_of
 
 RUNNER_JOBDEF = "batchbook-runner"
@@ -32,39 +38,77 @@ DEFAULT_QUEUE = "batchbook"
 DEFAULT_MEMORY_MIB = 2048
 
 
-class Backend:
-    """Batch and CloudWatch Logs clients, an object store, and the default queue."""
+class BatchEndpoint(Protocol):
+    """Where jobs run: Batch and CloudWatch Logs, and a way to wait for news."""
 
-    def __init__(self, service: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
-        self.service = service
-        self.batch = MappedErrors(service.client("batch"))
-        self.logs = MappedErrors(service.client("logs"))
+    batch: Any  # a boto3 Batch client whose errors are batchbook.errors
+    logs: Any  # the same for CloudWatch Logs
+
+    def wait_for_change(
+        self,
+        after: int,
+        timeout: float,
+        until_final: list[str] | None = None,
+        finished: bool = False,
+    ) -> int:
+        """Block until the Batch state may have changed since version ``after`` (or
+        ``timeout`` seconds); the new version. ``until_final``: wake only once one of these
+        jobs may have become final; ``finished``: count only changes in which one did."""
+        ...
+
+
+class Backend:
+    """A Batch endpoint and an object store, with what every implementation shares.
+
+    Subclasses give the clients, the store, ``wait_for_change`` and ``worker_interpreter``.
+    As a context manager (``with batch.use(...):``) it is the current backend inside,
+    and the one before it is again after.
+    """
+
+    name = "backend"
+
+    def __init__(self, batch: Any, logs: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
+        self.batch = MappedErrors(batch)
+        self.logs = MappedErrors(logs)
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
-        self._environments: dict[frozenset[str], dict[str, Any]] = {}  # the worker's, by modules
-        self._matching: set[frozenset[str]] = set()  # module sets found to match here
+        self._matching: set[frozenset[str]] = set()  # module sets found to match the worker's
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
         self._lock = threading.Lock()
+        self._previous: list[Backend | None] = []  # the backends that were current before
 
-    @classmethod
-    def local(cls, state_dir: str | Path | None = None) -> Backend:
-        from batchbook.server.discovery import ensure_service
+    # ------------------------------------------------------------ the contract's rest
+    def wait_for_change(
+        self,
+        after: int,
+        timeout: float,
+        until_final: list[str] | None = None,
+        finished: bool = False,
+    ) -> int:
+        raise NotImplementedError
 
-        service = ensure_service(state_dir)
-        return cls(service, FolderStore(service.state_dir / "store"))
+    def worker_interpreter(self, modules: list[str]) -> dict[str, Any]:
+        """What the workers run: ``batchbook.interpreter.describe(modules)`` there."""
+        raise NotImplementedError
+
+    def worker_environment(self) -> dict[str, str]:
+        """Environment variables every job needs (to reach the store, say)."""
+        return self.store.worker_environment()
+
+    def missing_queue(self, name: str) -> None:
+        """What to do when the queue ``name`` does not exist: make it, or say so."""
+        raise ClientError(f"queue: job queue {name!r} does not exist")
 
     # ------------------------------------------------------------ set-up on first use
     def ensure_queue(self, name: str | None) -> str:
-        """The queue to submit to; the default one (all of this machine's CPUs) is made if missing."""
+        """The queue to submit to (checked once; see missing_queue)."""
         name = name or self.queue
         with self._lock:
             if name in self._ready:
                 return name
             if not self.batch.describe_job_queues(jobQueues=[name])["jobQueues"]:
-                if name != DEFAULT_QUEUE:
-                    raise ClientError(f"queue: job queue {name!r} does not exist")
-                create_queue(self.batch, DEFAULT_QUEUE, os.cpu_count() or 1)
+                self.missing_queue(name)
             self._ready.add(name)
             return name
 
@@ -112,20 +156,6 @@ class Backend:
             out += self.batch.describe_jobs(jobs=job_ids[i : i + MAX_DESCRIBE_JOBS])["jobs"]
         return out
 
-    def wait_for_change(
-        self,
-        after: int,
-        timeout: float,
-        until_final: list[str] | None = None,
-        finished: bool = False,
-    ) -> int:
-        """Block until the Batch state may have changed since version ``after``; the new version.
-
-        ``until_final``: wake only once one of these jobs may have become final.
-        ``finished``: count only changes in which some job became final.
-        """
-        return self.service.wait_for_change(after, timeout, until_final, finished)
-
     def wait_jobs(self, job_ids: list[str], timeout: float | None = None) -> list[dict[str, Any]]:
         deadline = None if timeout is None else time.monotonic() + timeout
         version = 0
@@ -139,53 +169,33 @@ class Backend:
             )
 
     # ------------------------------------------------------------ pre-flight
-    def check_environment(self, modules: set[str]) -> None:
-        """Raise EnvironmentMismatch if the worker's Python or these modules differ from here."""
+    def check_environment(self, modules: set[str]) -> dict[str, Any]:
+        """This interpreter's description for ``modules`` (the worker checks it again when it
+        starts); EnvironmentMismatch now if the worker's Python or these modules differ.
+        Costs no job: the backend knows what its workers run."""
+        here = interpreter.describe(sorted(modules))
         key = frozenset(modules)
-        if key in self._matching:
-            return
-        remote = self._environments.get(key)
-        if remote is None:
-            remote = self._probe(sorted(modules), self.ensure_queue(None))
-            self._environments[key] = remote
-        problems = environment.differences(environment.describe(sorted(modules)), remote)
-        if not problems:
+        if key not in self._matching:
+            problems = interpreter.differences(here, self.worker_interpreter(sorted(modules)))
+            if problems:
+                raise EnvironmentMismatch(interpreter.mismatch_message(problems))
             self._matching.add(key)  # checked once per set of modules and backend
-        else:
-            raise EnvironmentMismatch(
-                "the worker's environment differs from this one:\n  - "
-                + "\n  - ".join(problems)
-                + "\nInstall the same versions on the worker (or here), or rebuild the worker image."
-            )
+        return here
 
-    def _probe(self, modules: list[str], queue: str) -> dict[str, Any]:
-        key = f"probes/{uuid.uuid4().hex}.json"
-        job = self.batch.submit_job(
-            jobName="batchbook-preflight",
-            jobQueue=queue,
-            jobDefinition=self.job_definition(),
-            containerOverrides={
-                "command": [
-                    "python",
-                    "-m",
-                    "batchbook.functions.environment",
-                    self.store.url,
-                    key,
-                    *modules,
-                ],
-                "resourceRequirements": [
-                    {"type": "VCPU", "value": "1"},
-                    {"type": "MEMORY", "value": "512"},
-                ],
-            },
-        )["jobId"]
-        (detail,) = self.wait_jobs([job], timeout=300)
-        if detail["status"] != "SUCCEEDED":
-            raise EnvironmentMismatch(
-                f"the pre-flight probe job {job} could not run on the worker: "
-                f"{detail['status']} {detail.get('statusReason', '')}"
-            )
-        return json.loads(bytes(self.store.get(key)))
+    # ------------------------------------------------------------ as the current backend
+    def __enter__(self) -> Backend:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _current
+        with _current_lock:
+            if _current is self and self._previous:
+                _current = self._previous.pop()
 
 
 def create_queue(
@@ -259,20 +269,58 @@ def mapped_error(e: Any, operation: str | None = None) -> BatchbookError:
 
 _current: Backend | None = None
 _current_lock = threading.Lock()
+BACKENDS = ("local", "aws")
 
 
-def use(state_dir: str | Path | None = None) -> Backend:
-    """Point batchbook at the local engine of ``state_dir`` (default ``~/.batchbook/local``)."""
+def use(
+    backend: str | os.PathLike[str] = "local",
+    *,
+    state_dir: str | os.PathLike[str] | None = None,
+    store: str | None = None,
+    region: str | None = None,
+    queue: str | None = None,
+    profile: str | None = None,
+) -> Backend:
+    """Make ``backend`` the one batchbook submits to, and return it.
+
+    ``"local"`` (the default): the local engine of ``state_dir`` (default
+    ``~/.batchbook/local``), started if it is not running. ``store``: where payloads and
+    results go (default: a folder in the state dir; ``"s3://bucket/prefix"`` for S3, with
+    ``profile`` naming the AWS profile to reach it). ``queue``: the default job queue.
+    ``"aws"``: AWS Batch itself (not available yet). It finds the service and builds its
+    clients at once, so the first map pays no set-up. ``with batch.use(...):`` restores
+    the previous backend afterwards.
+    """
+    if isinstance(backend, os.PathLike) or backend not in BACKENDS:  # the old use(state_dir)
+        if state_dir is not None:
+            raise ClientError(f"backend: {backend!r:.60} is not one of {', '.join(BACKENDS)}")
+        warnings.warn(
+            "batch.use(path) is deprecated; use batch.use(state_dir=path)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        backend, state_dir = "local", backend
+    if backend == "aws":
+        raise ClientError(
+            "backend: 'aws' is not available yet; batchbook runs on the local engine for now "
+            "(batch.use('local'))"
+        )
+    from batchbook.functions.local_backend import LocalBackend
+
+    chosen = LocalBackend.open(state_dir, store=store, region=region, queue=queue, profile=profile)
     global _current
     with _current_lock:
-        _current = Backend.local(state_dir)
-        return _current
+        chosen._previous.append(_current)
+        _current = chosen
+    return chosen
 
 
 def current() -> Backend:
-    """The backend in use, the default local one on first call."""
+    """The backend in use: the default local one on first call."""
     global _current
     with _current_lock:
         if _current is None:
-            _current = Backend.local()
+            from batchbook.functions.local_backend import LocalBackend
+
+            _current = LocalBackend.open()
         return _current

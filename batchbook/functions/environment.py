@@ -1,24 +1,21 @@
-"""Pre-flight: will the worker run the same Python and the same packages as this process?
+"""Pre-flight: which installed packages does a function use (so the worker must match)?
 
 The client lists the top-level modules a function uses (through its globals and
-closures, recursively); a probe job on the worker (``python -m
-batchbook.functions.environment <store url> <key> <modules...>``) writes what it
-has; :func:`differences` compares the two. A pickled function only loads and
-behaves the same where the Python minor version, cloudpickle and those modules match.
+closures, recursively) and compares this interpreter with the worker's
+(:mod:`batchbook.interpreter`) before anything is submitted: a pickled function only
+loads and behaves the same where the Python minor version, cloudpickle and those
+modules match. The worker checks again when it starts.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib.metadata
-import importlib.util
-import json
 import sys
 import types
-from collections.abc import Mapping
 from typing import Any
 
-ALWAYS = ("cloudpickle",)
+from batchbook.interpreter import installed
+
+ALWAYS = ("cloudpickle",)  # every pickled function needs the same cloudpickle to load
 
 
 def referenced_modules(func: Any) -> set[types.ModuleType]:
@@ -54,7 +51,7 @@ def modules_used(func: Any) -> set[str]:
         for m in names
         if m not in sys.stdlib_module_names
         and m not in ("__main__", "batchbook")
-        and _installed(m)
+        and installed(m)
         and not is_local(sys.modules.get(m))
     }
 
@@ -89,67 +86,3 @@ def _filled(cell: Any) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _installed(module: str) -> bool:
-    try:
-        spec = importlib.util.find_spec(module)
-    except (ImportError, ValueError):
-        return False
-    return spec is not None and spec.origin not in (None, "built-in", "frozen")
-
-
-@functools.cache
-def _distributions() -> Mapping[str, list[str]]:
-    return importlib.metadata.packages_distributions()  # scans every installed package: once
-
-
-def describe(modules: list[str]) -> dict[str, Any]:
-    """This interpreter's Python version and the versions of ``modules`` (None: missing)."""
-    dists = _distributions()
-    versions: dict[str, str | None] = {}
-    for name in modules:
-        version = None
-        for dist in dists.get(name, [name]):
-            try:
-                version = importlib.metadata.version(dist)
-                break
-            except importlib.metadata.PackageNotFoundError:
-                continue
-        if version is None and _installed(name):
-            version = "unknown"
-        versions[name] = version
-    return {
-        "python": ".".join(map(str, sys.version_info[:3])),
-        "executable": sys.executable,
-        "versions": versions,
-    }
-
-
-def differences(local: dict[str, Any], remote: dict[str, Any]) -> list[str]:
-    """Readable lines for each way the worker differs from here (empty: it matches)."""
-    out = []
-    if local["python"].split(".")[:2] != remote["python"].split(".")[:2]:
-        out.append(
-            f"Python {remote['python']} on the worker, {local['python']} here: "
-            "pickled functions only load in the same minor version"
-        )
-    for name, version in sorted(local["versions"].items()):
-        theirs = remote["versions"].get(name)
-        if theirs is None:
-            out.append(f"module {name} is not installed on the worker (here: {version})")
-        elif theirs != version:
-            out.append(f"module {name} is {theirs} on the worker, {version} here")
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    from batchbook.functions.objects import open_store
-
-    store_url, key, *modules = sys.argv[1:] if argv is None else argv
-    open_store(store_url).put(key, json.dumps(describe(modules)).encode())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,7 +16,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import (
+    BatchbookError,
     ClientError,
+    EnvironmentMismatch,
     JobFailed,
     RemoteError,
     ResourceNotFound,
@@ -35,6 +37,7 @@ from batchbook.functions.payload import (
     to_json,
 )
 from batchbook.functions.submission import resubmit
+from batchbook.functions.worker import EXIT_STORE
 from batchbook.vocabulary import (
     ESSENTIAL_EXITED,
     FINAL,
@@ -53,6 +56,12 @@ if TYPE_CHECKING:
 PROGRESS_SECONDS = 0.25
 _INPUT = operator.itemgetter(0)  # Outcome.input
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
+# the worker's failures of batchbook's own, by stage: the result could not be pickled, the
+# worker does not run the interpreter the function was pickled in
+STAGE_ERRORS: dict[Any, type[BatchbookError]] = {
+    "result": SerializationError,
+    "environment": EnvironmentMismatch,
+}
 FRAME_COLUMNS = (
     ("input", "object"),
     ("result", "object"),
@@ -256,15 +265,21 @@ class MapJob:
     ) -> Exception:
         if outcome is not None and not outcome.ok:
             e = outcome.error()
-            if e.get("stage") == "result":  # the function returned, but not a picklable value
-                return SerializationError(f"input {index}: {e['message']}")
+            stage = STAGE_ERRORS.get(e.get("stage"))  # batchbook's own failure, not the function's
+            if stage is not None:
+                return stage(f"input {index}: {e['message']}")
             return RemoteError(index, e["type"], e["message"], e["traceback"])
         if status not in FINAL:
             return JobFailed(f"input {index}: not finished ({status})")
         detail = detail or self._parent
         reason = detail.get("statusReason", "no result")
         code = (detail.get("container") or {}).get("exitCode")
-        if reason == ESSENTIAL_EXITED and code:
+        if reason == ESSENTIAL_EXITED and code == EXIT_STORE:
+            reason = (
+                f"the worker could not read this run from the object store "
+                f"{self.backend.store.url} (see .logs({index}))"
+            )
+        elif reason == ESSENTIAL_EXITED and code:
             reason = f"the worker exited with code {code} before this input finished (see .logs({index}))"
         elif reason == OOM_REASON:
             reason += self._memory_used(detail)

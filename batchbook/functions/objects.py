@@ -51,6 +51,9 @@ class ObjectStore(Protocol):
     def delete(self, prefix: str) -> None:
         """Delete every object whose key starts with ``prefix``."""
 
+    def worker_environment(self) -> dict[str, str]:
+        """What a worker's environment needs to reach this store (beyond its credentials)."""
+
 
 def check_key(key: str) -> str:
     if not key or any(part in ("", ".", "..") for part in key.rstrip("/").split("/")):
@@ -129,6 +132,9 @@ class FolderStore:
                 except FileNotFoundError:
                     continue
 
+    def worker_environment(self) -> dict[str, str]:
+        return {}  # the worker sees the same folder
+
     def delete(self, prefix: str) -> None:
         if prefix.endswith("/"):  # a whole folder: its files and the folders they made
             shutil.rmtree(self._path(prefix), ignore_errors=True)
@@ -140,14 +146,15 @@ class FolderStore:
 class S3Store:
     """An object store under ``s3://bucket/prefix``."""
 
-    def __init__(self, bucket: str, prefix: str = "", client: Any = None):
+    def __init__(self, bucket: str, prefix: str = "", profile: str | None = None):
         import boto3
         from boto3.s3.transfer import TransferConfig
 
         self.bucket, self.prefix = bucket, prefix.strip("/")
-        self.client = client or boto3.client(
-            "s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3")
-        )
+        # boto3 reads AWS_ENDPOINT_URL_S3 itself; kept, so a job carries it to its worker
+        self.endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or None
+        session = boto3.Session(profile_name=profile)
+        self.client = session.client("s3", endpoint_url=self.endpoint)
         # multipart above 8 MiB, 8 parts at once either way
         self.transfer = TransferConfig(multipart_threshold=8 << 20, max_concurrency=8)
 
@@ -155,9 +162,8 @@ class S3Store:
     def url(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
-    @property
-    def endpoint_url(self) -> str:
-        return str(self.client.meta.endpoint_url)
+    def worker_environment(self) -> dict[str, str]:
+        return {"AWS_ENDPOINT_URL_S3": self.endpoint} if self.endpoint else {}
 
     def _key(self, key: str) -> str:
         check_key(key)
@@ -215,13 +221,14 @@ def _missing(e: Exception, key: str) -> Exception:
     return e
 
 
-def open_store(url: str) -> ObjectStore:
-    """The store a URL names: ``file:///folder`` or ``s3://bucket/prefix``."""
+def open_store(url: str, profile: str | None = None) -> ObjectStore:
+    """The store a URL names: ``file:///folder`` or ``s3://bucket/prefix`` (``profile``: the
+    AWS profile to reach it with; default: the environment's credentials)."""
     parsed = urlparse(url)
     if parsed.scheme == "file":
         return FolderStore(unquote(parsed.path))
     if parsed.scheme == "s3" and parsed.netloc:
-        return S3Store(parsed.netloc, parsed.path)
+        return S3Store(parsed.netloc, parsed.path, profile)
     raise ClientError(
         f"store: {url!r:.80} is not supported; use file:///a/folder or s3://bucket/prefix"
     )

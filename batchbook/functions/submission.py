@@ -75,7 +75,7 @@ def submit_run(
         parallelism = _parallelism(backend, queue, options.vcpus) if auto else 1
         bounds = chunk_bounds(n, options.chunksize, parallelism)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
-    backend.check_environment(environment.modules_used(func))
+    here = backend.check_environment(environment.modules_used(func))  # the worker checks too
 
     # ---- the run goes to the store, then one job to Batch
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
@@ -93,6 +93,7 @@ def submit_run(
         "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
         "kwargs": kwargs_bytes is not None,
         "retryOn": list(options.retry_on),
+        "environment": here,
         "options": {
             "vcpus": options.vcpus,
             "memoryMiB": options.memory_mib,
@@ -155,15 +156,17 @@ def _job_request(
         "containerOverrides": {
             "command": ["python", "-m", "batchbook.runner", store_url, manifest["id"]],
             "resourceRequirements": resources,
-            "environment": [{"name": k, "value": v} for k, v in opts["env"].items()],
+            "environment": [
+                {"name": k, "value": v}
+                for k, v in {**backend.worker_environment(), **opts["env"]}.items()
+            ],
         },
         "retryStrategy": {"attempts": opts["retries"] + 1},
         "tags": {"batchbook:run": manifest["id"]},
     }
-    if manifest["retryOn"]:
-        request["retryStrategy"]["evaluateOnExit"] = [
-            {"onExitCode": str(EXIT_FINAL), "action": "EXIT"}
-        ]
+    # The worker exits EXIT_FINAL when a retry cannot help: every failure outside retry_on,
+    # or not the interpreter this run was pickled for. Any other exit is retried.
+    request["retryStrategy"]["evaluateOnExit"] = [{"onExitCode": str(EXIT_FINAL), "action": "EXIT"}]
     chunks = -(-manifest["n"] // manifest["chunksize"])
     if chunks > 1:
         request["arrayProperties"] = {"size": chunks}

@@ -37,9 +37,11 @@ from batchbook.functions.payload import (
     run_key,
 )
 from batchbook.functions.pickling import culprit, register_sources
+from batchbook.interpreter import describe, differences, mismatch_message
 
 EXIT_FAILED = 1
 EXIT_FINAL = 2
+EXIT_STORE = 3  # the run could not be read from the object store (retried: it may pass)
 FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
 # ...or once this much is waiting: big results go out (and their memory is reused) at once
 FLUSH_BYTES = 1 << 20
@@ -76,9 +78,21 @@ def load_chunk(store: ObjectStore, manifest: dict[str, Any], chunk: int) -> list
 
 
 def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
-    store = open_store(store_url)
-    manifest = json.loads(bytes(store.get(run_key(run_id, "run.json"))))
+    try:
+        store = open_store(store_url)
+        manifest = json.loads(bytes(store.get(run_key(run_id, "run.json"))))
+    except Exception as e:  # no credentials, no route, no such bucket...: say where and why
+        print(
+            f"batchbook worker: cannot read run {run_id} from the object store {store_url}: "
+            f"{type(e).__name__}: {e}",
+            file=sys.stderr,
+        )
+        return EXIT_STORE
     layout = manifest["payload"]
+    problems = _environment_problems(manifest)
+    if problems:  # the function would not load, or not behave, as it did where it was pickled
+        _fail_all(store, manifest, chunk, attempt, "environment", mismatch_message(problems))
+        return EXIT_FINAL
     if "sources" in layout:  # tracebacks show the submitted cells and files, line by line
         register_sources(json.loads(read_part(store, run_id, layout["sources"])))
     func = pickle.loads(read_part(store, run_id, layout["function"]))
@@ -182,6 +196,39 @@ def _error_payload(e: BaseException) -> bytes:
     )
 
 
+def _environment_problems(manifest: dict[str, Any]) -> list[str]:
+    """How this interpreter differs from the one the run was pickled in (empty: it matches)."""
+    there = manifest.get("environment")
+    if not there:
+        return []
+    here = describe(list(there["versions"]), there.get("dists"))
+    return differences(there, here)
+
+
+def _fail_all(
+    store: ObjectStore, manifest: dict[str, Any], chunk: int, attempt: int, stage: str, message: str
+) -> None:
+    """Record the same failure for every input of the chunk (before any of them ran)."""
+    start, end = chunk_bounds_of(manifest["n"], manifest["chunksize"])[chunk]
+    now = time.time_ns() // 1_000_000
+    error = _stage_error(stage, message)
+    outcomes = [(i, False, error, attempt, now, now, _peak_kib(), 0, 0) for i in range(start, end)]
+    store.put(results_key(manifest["id"], chunk, attempt, 0), block(outcomes))
+    print(f"batchbook worker: {message}", file=sys.stderr)
+
+
+def _stage_error(stage: str, message: str) -> bytes:
+    """The error payload of a failure of batchbook's own, at ``stage``, not of the function."""
+    return pickle.dumps(
+        {"type": STAGE_ERRORS[stage], "message": message, "traceback": None, "stage": stage},
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+
+
+# stage -> the batchbook.errors class the client raises for it (see MapJob._error)
+STAGE_ERRORS = {"result": "SerializationError", "environment": "EnvironmentMismatch"}
+
+
 def _unpicklable_payload(value: Any, e: Exception) -> bytes:
     """The error of a result that cannot leave the worker: which part of it, and why."""
     message = (
@@ -189,10 +236,7 @@ def _unpicklable_payload(value: Any, e: Exception) -> bytes:
         "plain data (numbers, strings, lists, dicts, arrays, frames): open files, locks, "
         "sockets and connections cannot leave the worker."
     )
-    return pickle.dumps(
-        {"type": "SerializationError", "message": message, "traceback": None, "stage": "result"},
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
+    return _stage_error("result", message)
 
 
 def _is_a(e: BaseException, name: str) -> bool:

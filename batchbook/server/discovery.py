@@ -9,6 +9,7 @@ ready. A file left behind by a crashed service is noticed and replaced.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import http.client
 import json
@@ -27,6 +28,7 @@ from typing import Any
 from batchbook.errors import ServiceUnavailable
 from batchbook.home import default_state_dir
 from batchbook.server.auth import Credentials, load_credentials
+from batchbook.server.routes import INTERPRETER_PATH, WAIT_PATH
 
 INFO_FILE = "service.json"
 PORT_FILE = "service.port"  # the last service's port: the next one takes it again if it is free
@@ -53,6 +55,10 @@ class Service:
             "aws_secret_access_key": self.credentials.secret_key,
         }
 
+    def in_region(self, region: str) -> Service:
+        """The same service, its ARNs and signatures for ``region``."""
+        return dataclasses.replace(self, region=region)
+
     def client(self, service_name: str = "batch", region: str | None = None, **config: Any) -> Any:
         """A boto3 client for ``batch`` or ``logs`` on this service (``config``: botocore Config)."""
         import boto3
@@ -77,29 +83,39 @@ class Service:
         With ``until_final``, only a change that leaves one of those jobs final counts;
         with ``finished``, ``after`` counts the commits in which any job became final.
         """
-        from botocore.auth import SigV4Auth
-        from botocore.awsrequest import AWSRequest
-        from botocore.credentials import Credentials as BotoCredentials
-
-        request_body = {
+        request = {
             "after": after,
             "timeout": min(timeout, 20),
             "untilFinal": until_final or [],
             "finished": finished,
         }
-        body = json.dumps(request_body).encode()
-        request = AWSRequest("POST", self.url + "/batchbook/wait", data=body)
-        request.headers["Content-Type"] = "application/json"
+        return int(self._call(WAIT_PATH, request, timeout + 10)["version"])
+
+    def interpreter(self, modules: list[str]) -> dict[str, Any]:
+        """What the service's workers run: Python and the versions of ``modules``
+        (``POST /batchbook/interpreter``; workers run the service's interpreter)."""
+        return self._call(INTERPRETER_PATH, {"modules": modules}, 30)
+
+    def _call(self, path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """POST one of batchbook's own extensions, signed like every request, on a kept-alive
+        connection of this thread's."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials as BotoCredentials
+
+        body = json.dumps(request).encode()
+        signed = AWSRequest("POST", self.url + path, data=body)
+        signed.headers["Content-Type"] = "application/json"
         creds = BotoCredentials(self.credentials.access_key, self.credentials.secret_key)
-        SigV4Auth(creds, "batch", self.region).add_auth(request)
-        headers = dict(request.headers.items())
+        SigV4Auth(creds, "batch", self.region).add_auth(signed)
+        headers = dict(signed.headers.items())
         for retry in (True, False):  # a kept-alive connection may have been closed meanwhile
             conn = _connection(self.url)
-            conn.timeout = timeout + 10
+            conn.timeout = timeout
             if conn.sock is not None:
                 conn.sock.settimeout(conn.timeout)
             try:
-                conn.request("POST", "/batchbook/wait", body=body, headers=headers)
+                conn.request("POST", path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = json.loads(resp.read())
                 break
@@ -111,8 +127,8 @@ class Service:
                         f"the local service at {self.url} does not answer: {e}"
                     ) from e
         if resp.status != 200:
-            raise ServiceUnavailable(f"wait: {resp.status} {data.get('message')}")
-        return int(data["version"])
+            raise ServiceUnavailable(f"{path}: {resp.status} {data.get('message')}")
+        return dict(data)
 
     def environment(self) -> dict[str, str]:
         """Environment variables that point the AWS CLI and boto3 at this service."""
@@ -155,7 +171,7 @@ def _connection(url: str) -> http.client.HTTPConnection:
     return conn
 
 
-def resolve_state_dir(state_dir: str | Path | None) -> Path:
+def resolve_state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
     return Path(state_dir or default_state_dir()).expanduser().resolve()
 
 
@@ -185,7 +201,7 @@ def remove_info(state_dir: Path) -> None:
         pass
 
 
-def find_service(state_dir: str | Path | None = None) -> Service | None:
+def find_service(state_dir: str | os.PathLike[str] | None = None) -> Service | None:
     """The live service of ``state_dir``, or None (a stale discovery file counts as none)."""
     state_dir = resolve_state_dir(state_dir)
     try:
@@ -199,7 +215,7 @@ def find_service(state_dir: str | Path | None = None) -> Service | None:
 
 
 def ensure_service(
-    state_dir: str | Path | None = None, *, serve_args: list[str] | None = None
+    state_dir: str | os.PathLike[str] | None = None, *, serve_args: list[str] | None = None
 ) -> Service:
     """The state dir's running service, started (detached) if there is none."""
     state_dir = resolve_state_dir(state_dir)

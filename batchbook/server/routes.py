@@ -23,6 +23,10 @@ TAG_OPERATIONS = {"GET": "ListTagsForResource", "POST": "TagResource", "DELETE":
 # batchbook's own extension (not AWS): long-poll for the next state change, see LocalBatch.wait_for_change
 WAIT_PATH = "/batchbook/wait"
 WAIT_OPERATION = "BatchbookWaitForChange"
+# ...and what its workers run (their interpreter is the service's): Python and package versions
+INTERPRETER_PATH = "/batchbook/interpreter"
+INTERPRETER_OPERATION = "BatchbookDescribeInterpreter"
+EXTENSIONS = {WAIT_PATH: WAIT_OPERATION, INTERPRETER_PATH: INTERPRETER_OPERATION}
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,8 @@ def route(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> R
         if method != "POST":
             raise ClientError(f"CloudWatch Logs requests are POST, not {method}")
         return Route("logs", target[len(LOGS_TARGET) :], _json_object(body))
-    if path == WAIT_PATH and method == "POST":
-        return Route("batch", WAIT_OPERATION, _json_object(body))
+    if path in EXTENSIONS and method == "POST":
+        return Route("batch", EXTENSIONS[path], _json_object(body))
     if path.startswith(TAGS_PREFIX):
         operation = TAG_OPERATIONS.get(method)
         if operation is None:

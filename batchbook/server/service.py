@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from batchbook.errors import BatchbookError, ClientError, ServerError, ThrottlingError
+from batchbook.interpreter import describe
 from batchbook.runtime.local import LocalBatch
 from batchbook.server.auth import load_credentials, verify
 from batchbook.server.cloudwatch_logs import CloudWatchLogs
-from batchbook.server.routes import WAIT_OPERATION, route, service_of
+from batchbook.server.routes import INTERPRETER_OPERATION, WAIT_OPERATION, route, service_of
 from batchbook.version import __version__
 
 MAX_BODY_BYTES = 1 << 20  # far above SubmitJob's 30 KiB; anything bigger is refused unread
@@ -84,6 +85,8 @@ class BatchService:
                 payload = json.dumps(self.logs.call(r.operation, r.request, region)).encode()
             elif r.operation == WAIT_OPERATION:
                 payload = self._wait(r.request)
+            elif r.operation == INTERPRETER_OPERATION:
+                payload = self._interpreter(r.request)
             else:
                 payload = self.lb.call_json(r.operation, r.request, region)
             return 200, {"Content-Type": _content_type(service)}, payload
@@ -115,6 +118,16 @@ class BatchService:
             raise ClientError(f"finished: {finished!r:.40} is not true or false")
         version = self.lb.wait_for_change(after, timeout, jobs, finished)
         return json.dumps({"version": version}).encode()
+
+    def _interpreter(self, request: dict[str, Any]) -> bytes:
+        modules = request.get("modules", [])
+        if (
+            not isinstance(modules, list)
+            or len(modules) > 1000
+            or not all(isinstance(m, str) and m.isidentifier() for m in modules)
+        ):
+            raise ClientError("modules: a list of at most 1000 top-level module names")
+        return json.dumps(describe(modules)).encode()
 
     def _ping(self) -> Response:
         body = {
@@ -148,7 +161,7 @@ def _content_type(service: str) -> str:
 
 def _error(service: str, error: BatchbookError) -> Response:
     aws_type = getattr(error, "aws_type", "ClientException")
-    status = getattr(error, "http_status", 400)
+    status = error.http_status or 400
     if service == "logs" and status == 429:
         status, aws_type = 400, "ThrottlingException"  # CloudWatch's own name for it
     body = json.dumps({"__type": aws_type, "message": str(error)}).encode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,14 +12,23 @@ import pytest
 import batchbook as batch
 from batchbook.functions.backend import Backend
 from batchbook.server.discovery import stop_service
+from tests.conftest import BUCKET
 from tests.server.conftest import start
 
 
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+@pytest.fixture(scope="module", params=["folder", "s3"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Backend]:
+    """The local service as the Batch endpoint, and each object store in turn: a folder in
+    its state dir, and S3 (moto's server)."""
+    store = None
+    if request.param == "s3":
+        request.getfixturevalue("s3_endpoint")  # before the service starts: its workers reach it
+        store = f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}"
     state = tmp_path_factory.mktemp("functions") / "state"
     start(state)  # the local service, with timeouts down to 1 s allowed
-    yield batch.use(state)
+    yield batch.use(state_dir=state, store=store)
     stop_service(state)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import batchbook as batch
+from batchbook import interpreter
 from batchbook.errors import EnvironmentMismatch, RemoteError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend
@@ -88,7 +89,7 @@ def test_attach_from_a_new_process_after_a_kernel_restart(backend: Backend) -> N
             import sys
             import batchbook as batch
             from tests.functions.test_futures import slow_square
-            batch.use(sys.argv[1])
+            batch.use(state_dir=sys.argv[1])
             job = batch.map(slow_square, range(8), name="survives-restart", chunksize=2)
             print(job.id)
             """
@@ -102,7 +103,7 @@ def test_attach_from_a_new_process_after_a_kernel_restart(backend: Backend) -> N
             """
             import json, sys
             import batchbook as batch
-            batch.use(sys.argv[1])
+            batch.use(state_dir=sys.argv[1])
             job = batch.attach("survives-restart")
             ledger = batch.jobs()
             print(json.dumps({"id": job.id, "results": job.results(),
@@ -139,7 +140,7 @@ def test_preflight_names_what_differs_on_the_worker(
     start(state)
     monkeypatch.delenv("PYTHONPATH")
     monkeypatch.syspath_prepend(str(here))  # this process has 1.0
-    environment._distributions.cache_clear()
+    interpreter._distributions.cache_clear()
     try:
         import bbprobe  # type: ignore[import-not-found]
 
@@ -147,26 +148,68 @@ def test_preflight_names_what_differs_on_the_worker(
             return bbprobe.VERSION * x
 
         assert "bbprobe" in environment.modules_used(uses_probe)
-        other = batch.use(state)
+        other = batch.use(state_dir=state)
         with pytest.raises(
             EnvironmentMismatch, match=r"module bbprobe is 2\.0 on the worker, 1\.0 here"
         ):
             batch.map(uses_probe, [1, 2])
-        assert batch.jobs(other).empty  # nothing was submitted
+        assert batch.jobs(other).empty  # nothing was submitted, and no probe job ran either
+        assert not other.batch.list_jobs(jobQueue="batchbook", jobStatus="SUCCEEDED")[
+            "jobSummaryList"
+        ]
         assert batch.map(len, ["ab", "c"]).results() == [2, 1]  # no bbprobe: no mismatch
     finally:
         sys.modules.pop("bbprobe", None)
-        environment._distributions.cache_clear()
+        interpreter._distributions.cache_clear()
+        stop_service(state)
+
+
+def test_the_worker_checks_again_when_it_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here, there = tmp_path / "here" / "site-packages", tmp_path / "there" / "site-packages"
+    make_dist(here, "1.0")
+    make_dist(there, "2.0")
+    state = tmp_path / "state"
+    monkeypatch.setenv("PYTHONPATH", str(here))
+    start(state)  # the worker has 1.0, as this process will: the check before submitting passes
+    monkeypatch.delenv("PYTHONPATH")
+    monkeypatch.syspath_prepend(str(here))
+    interpreter._distributions.cache_clear()
+    try:
+        import bbprobe
+
+        def uses_probe(x: int) -> str:
+            return bbprobe.VERSION * x
+
+        batch.use(state_dir=state)
+        assert batch.map(uses_probe, [1]).results() == ["1.0"]
+        stop_service(state)  # the service comes back in another environment: 2.0
+        monkeypatch.setenv("PYTHONPATH", str(there))
+        start(state)
+        monkeypatch.delenv("PYTHONPATH")
+        job = batch.map(uses_probe, [1, 2], chunksize=1, retries=2, wait=True)
+        frame = job.to_frame()
+        assert frame["status"].tolist() == ["FAILED", "FAILED"]
+        assert frame["error"].str.startswith("EnvironmentMismatch: the worker's environment").all()
+        assert "module bbprobe is 1.0 on the worker, 2.0 here" not in frame.loc[0, "error"]
+        assert "module bbprobe is 2.0 on the worker, 1.0 here" in frame.loc[0, "error"]
+        assert frame["attempts"].tolist() == [1, 1]  # not retried: a retry cannot help
+        with pytest.raises(EnvironmentMismatch, match="input 0: the worker's environment"):
+            job.results()
+    finally:
+        sys.modules.pop("bbprobe", None)
+        interpreter._distributions.cache_clear()
         stop_service(state)
 
 
 def test_environment_differences_cover_python_and_missing_modules() -> None:
     local = {"python": "3.11.7", "versions": {"numpy": "2.0", "cloudpickle": "3.1"}}
     remote: dict[str, Any] = {"python": "3.12.1", "versions": {"numpy": None, "cloudpickle": "3.1"}}
-    problems = environment.differences(local, remote)
+    problems = interpreter.differences(local, remote)
     assert problems[0].startswith("Python 3.12.1 on the worker, 3.11.7 here")
     assert problems[1] == "module numpy is not installed on the worker (here: 2.0)"
-    assert environment.differences(local, {**local, "python": "3.11.2"}) == []
+    assert interpreter.differences(local, {**local, "python": "3.11.2"}) == []
 
 
 def test_an_executor_with_a_misspelt_or_bad_option_fails_when_it_is_made() -> None:

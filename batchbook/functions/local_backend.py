@@ -1,0 +1,70 @@
+"""The local backend: the local engine's service (found, or started detached, through
+discovery) as the Batch endpoint, its long-poll for news, and a store folder in its state
+dir unless another store is named."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from batchbook.functions.backend import DEFAULT_QUEUE, Backend, create_queue
+from batchbook.functions.objects import FolderStore, ObjectStore, open_store
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    def __init__(self, service: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
+        super().__init__(service.client("batch"), service.client("logs"), store, queue)
+        self.service = service
+        self._interpreters: dict[frozenset[str], dict[str, Any]] = {}
+
+    @classmethod
+    def open(
+        cls,
+        state_dir: str | os.PathLike[str] | None = None,
+        *,
+        store: str | None = None,
+        region: str | None = None,
+        queue: str | None = None,
+        profile: str | None = None,
+    ) -> LocalBackend:
+        """The state dir's service (started if need be), ready to submit to: its clients
+        built, its default queue and the runner's job definition made."""
+        from batchbook.server.discovery import ensure_service
+
+        service = ensure_service(state_dir)
+        if region:
+            service = service.in_region(region)
+        objects = (
+            open_store(store, profile=profile)
+            if store
+            else FolderStore(service.state_dir / "store")
+        )
+        backend = cls(service, objects, queue or DEFAULT_QUEUE)
+        backend.ensure_queue(None)  # the first map pays no connection set-up
+        backend.job_definition()
+        return backend
+
+    def missing_queue(self, name: str) -> None:
+        if name != DEFAULT_QUEUE:
+            super().missing_queue(name)
+        create_queue(self.batch, DEFAULT_QUEUE, os.cpu_count() or 1)  # all of this machine
+
+    def wait_for_change(
+        self,
+        after: int,
+        timeout: float,
+        until_final: list[str] | None = None,
+        finished: bool = False,
+    ) -> int:
+        return int(self.service.wait_for_change(after, timeout, until_final, finished))
+
+    def worker_interpreter(self, modules: list[str]) -> dict[str, Any]:
+        key = frozenset(modules)
+        if key not in self._interpreters:  # one call per set of modules
+            self._interpreters[key] = self.service.interpreter(modules)
+        return self._interpreters[key]
+
+    def __repr__(self) -> str:
+        return f"<batchbook local backend {self.service.url} on {self.service.state_dir}, store {self.store.url}>"

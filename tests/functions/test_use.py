@@ -1,0 +1,93 @@
+"""One batch.use(): every form, the context manager, the deprecated path form."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+import batchbook as batch
+from batchbook.errors import ClientError
+from batchbook.functions import backend as backends
+from batchbook.functions.backend import Backend
+from batchbook.functions.objects import FolderStore, S3Store
+from tests.conftest import BUCKET
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def test_use_builds_everything_at_once_and_the_with_block_restores(
+    backend: Backend, tmp_path: Path
+) -> None:
+    before = backends.current()
+    other_dir = tmp_path / "other"
+    with batch.use(state_dir=other_dir, queue="batchbook") as other:
+        assert backends.current() is other and other is not before
+        assert isinstance(other.store, FolderStore) and other.store.root == other_dir / "store"
+        assert "batchbook" in other._ready  # the default queue and job definition are made
+        assert batch.map(square, [3]).results() == [9]
+        assert batch.jobs(other)["inputs"].tolist() == [1]
+    assert backends.current() is before
+    from batchbook.server.discovery import stop_service
+
+    stop_service(other_dir)
+
+
+def test_the_path_form_still_works_with_a_deprecation_warning(
+    backend: Backend, tmp_path: Path
+) -> None:
+    before = backends.current()
+    with pytest.warns(DeprecationWarning, match=r"use batch.use\(state_dir=path\)"):
+        old = batch.use(tmp_path / "old")
+    try:
+        assert old.service.state_dir == (tmp_path / "old").resolve()
+    finally:
+        old.__exit__(None, None, None)
+        from batchbook.server.discovery import stop_service
+
+        stop_service(tmp_path / "old")
+    assert backends.current() is before
+
+
+def test_aws_is_not_available_yet_and_unknown_names_are_refused(backend: Backend) -> None:
+    with pytest.raises(ClientError, match="backend: 'aws' is not available yet"):
+        batch.use("aws")
+    with pytest.raises(ClientError, match="backend: 'cloud' is not one of local, aws"):
+        batch.use("cloud", state_dir=backend.service.state_dir)
+    with pytest.raises(ClientError, match="queue: job queue 'nope' does not exist"):
+        batch.use(state_dir=backend.service.state_dir, queue="nope")
+    with pytest.raises(ClientError, match=r"store: 'ftp://x' is not supported"):
+        batch.use(state_dir=backend.service.state_dir, store="ftp://x")
+
+
+def test_a_bucket_is_named_by_store_and_the_region_signs_the_arns(
+    backend: Backend, s3_endpoint: str
+) -> None:
+    if not isinstance(backend.store, S3Store):
+        pytest.skip("needs a service started with moto's credentials in its environment")
+    store = f"s3://{BUCKET}/use-{uuid.uuid4().hex[:8]}"
+    with batch.use(state_dir=backend.service.state_dir, store=store, region="eu-west-1") as on_s3:
+        assert isinstance(on_s3.store, S3Store) and on_s3.store.url == store
+        assert on_s3.store.worker_environment() == {"AWS_ENDPOINT_URL_S3": s3_endpoint}
+        job = batch.map(square, [1, 2], chunksize=2)  # one job, not an array
+        assert job.results() == [1, 4]
+        (detail,) = on_s3.describe([job.job_id])
+        assert detail["jobArn"].startswith("arn:aws:batch:eu-west-1:")
+        env = {e["name"]: e["value"] for e in detail["container"]["environment"]}
+        assert env["AWS_ENDPOINT_URL_S3"] == s3_endpoint  # the job carries the store's endpoint
+
+
+def test_a_worker_that_cannot_read_the_store_says_which_store(backend: Backend) -> None:
+    if not isinstance(backend.store, S3Store):
+        pytest.skip("a store the worker cannot reach")
+    unreachable = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:9", "AWS_MAX_ATTEMPTS": "1"}
+    job = batch.map(square, [1], env=unreachable, wait=True)
+    error = job.to_frame().loc[0, "error"]
+    assert error == (
+        f"the worker could not read this run from the object store {backend.store.url} "
+        "(see .logs(0))"
+    )
+    assert f"cannot read run {job.id} from the object store {backend.store.url}" in job.logs(0)[-1]
