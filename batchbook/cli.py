@@ -137,6 +137,19 @@ def stop(args: argparse.Namespace) -> int:
     return 1
 
 
+def cleanup(args: argparse.Namespace) -> int:
+    import batchbook as batch
+    from batchbook.errors import ClientError
+
+    try:
+        with batch.use(state_dir=args.state_dir) as backend:
+            print(f"{args.state_dir}: {batch.cleanup(args.older_than, backend)!r}")
+    except ClientError as e:
+        print(f"batchbook cleanup: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="batchbook", description="Run Python on AWS Batch, or on this machine."
@@ -177,10 +190,18 @@ def main(argv: list[str] | None = None) -> int:
         ("stop", "stop the running service"),
     ):
         sub.add_parser(name, help=text).add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
+    p_cleanup = sub.add_parser(
+        "cleanup", help="remove finished runs' functions, inputs and results from the store"
+    )
+    p_cleanup.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
+    p_cleanup.add_argument(
+        "--older-than", default="7d", metavar="AGE", help="e.g. 7d, 12h, 30m (default: 7d)"
+    )
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.state_dir)
-    return {"serve": serve, "status": status, "stop": stop}[args.command](args)
+    commands = {"serve": serve, "status": status, "stop": stop, "cleanup": cleanup}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

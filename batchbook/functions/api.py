@@ -4,15 +4,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
 from batchbook.functions.backend import Backend, current
 from batchbook.functions.futures import Job
 from batchbook.functions.ledger import read_ledger
 from batchbook.functions.mapjob import MapJob
-from batchbook.functions.options import RunOptions
+from batchbook.functions.options import RunOptions, parse_age
 from batchbook.functions.payload import gc_paused
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
@@ -116,7 +117,8 @@ def attach(name_or_id: str, backend: Backend | None = None) -> MapJob:
 
 
 def jobs(backend: Backend | None = None) -> pd.DataFrame:
-    """Every run so far, newest first: name, function, code hash, inputs, created, status."""
+    """Every run so far, newest first: name, function, code hash, inputs, created, status,
+    and what it keeps in the store (its function, inputs and results, in MiB)."""
     import pandas as pd
 
     backend = backend or current()
@@ -124,31 +126,74 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
     statuses = {}
     if runs:
         statuses = {d["jobId"]: d["status"] for d in backend.describe([r["jobId"] for r in runs])}
-    columns = [
-        "name",
-        "run_id",
-        "function",
-        "code_hash",
-        "inputs",
-        "arguments",
-        "created",
-        "status",
-        "job_id",
+    sizes = stored_sizes(backend)
+    columns = {
+        "name": [r["name"] for r in runs],
+        "run_id": [r["id"] for r in runs],
+        "function": [r["function"] for r in runs],
+        "code_hash": [r["codeHash"] for r in runs],
+        "inputs": [r["n"] for r in runs],
+        "arguments": [r["arguments"] for r in runs],
+        "created": pd.to_datetime([r["created"] for r in runs], unit="ms"),
+        "status": [statuses.get(r["jobId"], "UNKNOWN") for r in runs],
+        "stored_mib": [round(sizes.get(r["id"], 0) / 2**20, 3) for r in runs],
+        "job_id": [r["jobId"] for r in runs],
+    }
+    return pd.DataFrame(columns)
+
+
+def stored_sizes(backend: Backend) -> dict[str, int]:
+    """Run id -> the bytes it keeps in the store (one listing of the store's runs)."""
+    sizes: dict[str, int] = {}
+    for key, size in backend.store.list("runs/"):
+        run_id = key.split("/", 2)[1]
+        sizes[run_id] = sizes.get(run_id, 0) + size
+    return sizes
+
+
+class Cleanup(NamedTuple):
+    """What batch.cleanup() removed, and what it kept and why."""
+
+    removed: list[str]  # run ids (their retry_failed() runs went with them)
+    freed_bytes: int
+    kept: dict[str, str]  # run id -> why it stays
+
+    def __repr__(self) -> str:
+        kept = f"; kept {count(len(self.kept), 'run')} ({_reasons(self.kept)})" if self.kept else ""
+        return (
+            f"removed {count(len(self.removed), 'run')}, freed "
+            f"{self.freed_bytes / 2**20:,.1f} MiB{kept}"
+        )
+
+
+def cleanup(older_than: str | float = "7d", backend: Backend | None = None) -> Cleanup:
+    """Remove the finished runs created more than ``older_than`` ago ("7d", "12h", "30m",
+    "90s", "2w", or seconds) from the store: their function, inputs and results. A run still
+    running stays, and so does one that a kept chained run reads. Batch's records stay."""
+    backend = backend or current()
+    cutoff = time.time() * 1000 - parse_age(older_than) * 1000
+    sizes = stored_sizes(backend)
+    runs = [
+        r
+        for r in read_ledger(backend.store)[0]
+        if r["created"] < cutoff and not r.get("parent")  # retries go with their map
     ]
-    return pd.DataFrame(
-        [
-            [
-                run["name"],
-                run["id"],
-                run["function"],
-                run["codeHash"],
-                run["n"],
-                run["arguments"],
-                pd.to_datetime(run["created"], unit="ms"),
-                statuses.get(run["jobId"], "UNKNOWN"),
-                run["jobId"],
-            ]
-            for run in runs
-        ],
-        columns=columns,
-    )
+    removed, kept, freed = [], {}, 0
+    for run in sorted(runs, key=lambda r: r["created"], reverse=True):  # chained runs first
+        job = MapJob.load(backend, run["id"])
+        try:
+            job.delete()
+        except ClientError as e:
+            kept[run["id"]] = str(e).split(": ", 1)[-1]
+            continue
+        removed.append(run["id"])
+        freed += sum(sizes.get(r.id, 0) for r in (job, *job.follow_ups))
+    return Cleanup(removed, freed, kept)
+
+
+def _reasons(kept: dict[str, str]) -> str:
+    reasons: dict[str, int] = {}
+    for why in kept.values():
+        short = why.split(";", 1)[0]
+        reasons[short] = reasons.get(short, 0) + 1
+    return ", ".join(f"{n} {why}" for why, n in reasons.items())

@@ -127,6 +127,23 @@ def dependency_ids(depends_on: Any) -> tuple[str, ...]:
     return tuple(ids)
 
 
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_AGE_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
+
+
+def parse_age(value: Any) -> float:
+    """``"7d"``, ``"12h"``, ``"30m"``, ``"90s"``, ``"2w"`` or a number of seconds -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    m = _AGE.match(str(value)) if isinstance(value, str) else None
+    if m is None:
+        raise ClientError(
+            f"older_than: {value!r:.40} is not an age; use seconds or a string like "
+            "'7d', '12h', '30m', '90s', '2w'"
+        )
+    return float(m.group(1)) * _AGE_UNITS[m.group(2)]
+
+
 def parse_memory(value: Any) -> int:
     """``"2 GiB"``, ``"512MiB"``, ``"1.5GB"`` or an int (MiB) -> MiB, rounded up."""
     if isinstance(value, bool):

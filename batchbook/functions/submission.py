@@ -129,6 +129,7 @@ def submit_run(
             "n",
             "arguments",
             "source",
+            "parent",
         )
     }
     record_run(store, ledger)

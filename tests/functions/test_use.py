@@ -91,3 +91,37 @@ def test_a_worker_that_cannot_read_the_store_says_which_store(backend: Backend) 
         "(see .logs(0))"
     )
     assert f"cannot read run {job.id} from the object store {backend.store.url}" in job.logs(0)[-1]
+
+
+def test_jobs_show_what_each_run_stores_and_cleanup_frees_it(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    state = tmp_path / "cleanup"
+    with batch.use(state_dir=state) as mine:
+        old = batch.map(bytes, [300_000, 200_000], chunksize=1, name="old", wait=True)
+        chained = batch.map(len, old, name="chained", wait=True)
+        kept = batch.map(square, [1], name="young", wait=True)
+        listed = batch.jobs(mine).set_index("name")
+        assert listed.loc["old", "stored_mib"] > 0.45  # the two results, 500,000 bytes
+        assert 0 < listed.loc["young", "stored_mib"] < 0.1
+        with pytest.raises(ClientError, match="older_than: 'soon' is not an age"):
+            batch.cleanup("soon")
+        assert batch.cleanup("1h").removed == []  # nothing is that old
+        result = batch.cleanup(0)
+        assert set(result.removed) == {old.id, chained.id, kept.id}  # chained first, then old
+        assert result.freed_bytes >= 500_000
+        assert repr(result).startswith("removed 3 runs, freed 0.")
+        assert batch.jobs(mine).empty and mine.store.list("runs/") == []
+        running = batch.map(__import__("time").sleep, [30], name="running")
+        out = subprocess.run(
+            [sys.executable, "-m", "batchbook", "cleanup", "--older-than", "0s",
+             "--state-dir", str(state)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert "removed 0 runs, freed 0.0 MiB; kept 1 run (1 still running)" in out.stdout
+        running.cancel()
+    from batchbook.server.discovery import stop_service
+
+    stop_service(state)
