@@ -11,7 +11,7 @@ import functools
 import importlib.metadata
 import importlib.util
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
@@ -29,6 +29,16 @@ def _distributions() -> Mapping[str, list[str]]:
     return importlib.metadata.packages_distributions()  # scans every installed package: once
 
 
+def _candidates(module: str, dists: Mapping[str, str] | None) -> Iterator[str]:
+    """The distributions that may hold ``module``: the one named before, else the one of the
+    same name (most are), and only then those a scan of every installed package finds."""
+    if dists and module in dists:
+        yield dists[module]
+        return
+    yield module
+    yield from (d for d in _distributions().get(module, []) if d != module)
+
+
 def describe(modules: list[str], dists: Mapping[str, str] | None = None) -> dict[str, Any]:
     """This interpreter's Python version and the versions of ``modules`` (None: missing).
 
@@ -39,10 +49,7 @@ def describe(modules: list[str], dists: Mapping[str, str] | None = None) -> dict
     found: dict[str, str] = {}
     for name in modules:
         version = None
-        candidates = (
-            [dists[name]] if dists and name in dists else _distributions().get(name, [name])
-        )
-        for dist in candidates:
+        for dist in _candidates(name, dists):
             try:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
