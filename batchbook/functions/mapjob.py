@@ -216,9 +216,8 @@ class MapJob:
         while True:
             self._refresh()
             if bar is not None:
-                bar.show(
-                    len([o for o in self._outcomes.values() if o.ok]), time.monotonic() - started
-                )
+                ok = sum(o.ok for o in self._outcomes.values())
+                bar.show(ok, len(self._outcomes) - ok, time.monotonic() - started)
             left = None if deadline is None else deadline - time.monotonic()
             if self.done or (left is not None and left <= 0):
                 break
@@ -357,7 +356,8 @@ class MapJob:
 
         self._refresh(details=True)
         columns: dict[str, list[Any]] = {name: [] for name, _ in FRAME_COLUMNS}
-        for i, args in enumerate(self.inputs()):
+        inputs = self.inputs()
+        for i, args in enumerate(inputs):
             status, outcome, detail = self._input_state(i)
             ok = status == "SUCCEEDED" and outcome is not None
             error = None if ok or status not in FINAL else self._error(i, status, outcome, detail)
@@ -369,7 +369,7 @@ class MapJob:
             started = outcome.started if outcome else (detail or {}).get("startedAt")
             stopped = outcome.stopped if outcome else (detail or {}).get("stoppedAt")
             row = (
-                _display(args),
+                args[0] if len(args) == 1 else args,  # the input as it was given
                 outcome.value() if ok and outcome else None,
                 status,
                 _describe_error(error),
@@ -384,7 +384,7 @@ class MapJob:
             )
             for values, value in zip(columns.values(), row, strict=True):
                 values.append(value)
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 name: pd.Series(pd.to_datetime(columns[name], unit="ms"))
                 if dtype == "datetime"
@@ -392,6 +392,11 @@ class MapJob:
                 for name, dtype in FRAME_COLUMNS
             }
         )
+        width = len(inputs[0]) if inputs else 0
+        names = column_names(self.manifest.get("parameters"), width)
+        for at, name in enumerate(names, 1):  # each parameter, to group by: after `input`
+            frame.insert(at, name, pd.Series([args[at - 1] for args in inputs], dtype=object))
+        return frame
 
     def logs(self, index: int) -> list[str]:
         """The log lines input ``index`` printed (the whole attempt's log if it had no result).
@@ -508,12 +513,14 @@ class MapJob:
         )
 
 
-def _display(args: tuple[Any, ...]) -> Any:
-    value = args[0] if len(args) == 1 else args
-    if value is None or isinstance(value, int | float | str | bool):
-        return value
-    text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."
+def column_names(parameters: list[str] | None, width: int) -> list[str]:
+    """The frame's column for each argument of an input: the function's parameter names
+    (recorded at submission), else ``arg0``, ``arg1``, ... (no signature, ``*args``, or a
+    name the frame already uses)."""
+    taken = {name for name, _ in FRAME_COLUMNS}
+    if parameters and len(parameters) >= width and not taken & set(parameters[:width]):
+        return parameters[:width]
+    return [f"arg{i}" for i in range(width)]
 
 
 def _describe_error(error: Exception | None) -> str | None:
@@ -532,15 +539,19 @@ class _TextBar:
         self.total = total
         self._last = 0.0
 
-    def show(self, done: int, elapsed: float) -> None:
+    def show(self, done: int, failed: int, elapsed: float) -> None:
+        """``done`` inputs have a value, ``failed`` ended in an error (it may be retried)."""
         now = time.monotonic()
-        if now - self._last < 0.2 and done < self.total:
+        finished = done + failed
+        if now - self._last < 0.2 and finished < self.total:
             return
         self._last = now
         width = 30
-        filled = width * done // max(self.total, 1)
+        filled = width * finished // max(self.total, 1)
+        failures = f", {failed} failed" if failed else ""
         sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} done, {elapsed:.1f} s"
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} finished"
+            f" ({done} done{failures}), {elapsed:.1f} s"
         )
         sys.stderr.flush()
 

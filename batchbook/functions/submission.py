@@ -5,6 +5,7 @@ is submitted. Returns manifests; the handles (MapJob, Job) are built by their mo
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 from collections.abc import Callable
@@ -92,6 +93,7 @@ def submit_run(
         "source": source.id if source else None,
         "parent": {"run": parent[0].id, "indices": parent[1]} if parent else None,
         "kwargs": kwargs_bytes is not None,
+        "parameters": parameter_names(func),  # the frame's columns
         "retryOn": list(options.retry_on),
         "environment": here,
         "options": {
@@ -180,6 +182,18 @@ def _job_request(
     if depends:
         request["dependsOn"] = depends
     return request
+
+
+def parameter_names(func: Any) -> list[str] | None:
+    """The names of the positional parameters of ``func`` (None: it has no signature, or
+    takes ``*args``)."""
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return None
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def _job_name(name: str) -> str:

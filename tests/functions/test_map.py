@@ -42,13 +42,29 @@ def test_results_are_in_input_order_and_none_is_kept(backend: Backend) -> None:
     assert len(job.chunks) == 8  # ceil(50 / 7) children of one array job
 
 
+def power(base: float, exponent: int) -> float:
+    return base**exponent
+
+
+def test_the_frame_keeps_real_inputs_and_a_column_per_parameter(backend: Backend) -> None:
+    frame = batch.map(power, [0.5, 2, 3], [1, 2, 3], wait=True).to_frame()
+    assert list(frame.columns[:4]) == ["input", "base", "exponent", "result"]
+    assert frame["input"].tolist() == [(0.5, 1), (2, 2), (3, 3)]  # tuples, not strings
+    assert frame.groupby("exponent")["result"].sum().to_dict() == {1: 0.5, 2: 4, 3: 27}
+    clash = batch.map(lambda result, status: result, [1], [2], wait=True).to_frame()
+    assert list(clash.columns[:4]) == ["input", "arg0", "arg1", "result"]  # names it uses
+    builtin = batch.map(max, [1, 5], [4, 2], wait=True).to_frame()
+    assert list(builtin.columns[:4]) == ["input", "arg0", "arg1", "result"]  # no signature
+    assert builtin["result"].tolist() == [4, 5]
+
+
 def test_the_frame_keeps_each_result_exactly_as_returned(backend: Backend) -> None:
     job = batch.map(square_or_none, range(7), chunksize=3, wait=True)
     frame = job.to_frame()  # pandas would make [0, 1, None, ...] a float column with NaN
     assert frame["result"].dtype == object and frame["input"].dtype == object
     assert frame["result"].tolist() == [None, 1, 4, None, 16, 25, None]
     assert [type(v) for v in frame["result"]] == [type(None), int, int] * 2 + [type(None)]
-    assert [type(v) for v in frame["input"]] == [int] * 7
+    assert [type(v) for v in frame["input"]] == [int] * 7 and frame["x"].tolist() == list(range(7))
     assert frame["attempts"].dtype == "int64" and frame["error"].tolist() == [None] * 7
     assert str(frame["started"].dtype).startswith("datetime64")
 
@@ -151,7 +167,7 @@ def test_exceptions_carry_the_remote_traceback(backend: Backend) -> None:
     assert list(job.exceptions()) == [7]
     frame = job.to_frame()
     assert list(frame.columns) == [
-        "input", "result", "status", "error", "traceback", "attempts", "started",
+        "input", "x", "result", "status", "error", "traceback", "attempts", "started",
         "stopped", "duration", "peak_memory_mib", "log_stream", "job_id",
     ]  # fmt: skip
     assert frame.loc[7, "status"] == "FAILED"
@@ -450,7 +466,7 @@ def test_wait_draws_a_progress_bar_in_terminals(
         parts.append(part)
     drawn = b"".join(parts).decode()
     os.close(master)
-    assert "20/20 done" in drawn and "[##############################]" in drawn
+    assert "20/20 finished (20 done)" in drawn and "[##############################]" in drawn
 
 
 def test_a_refused_submission_leaves_no_run_behind(backend: Backend) -> None:
@@ -468,4 +484,4 @@ def test_a_chained_map_after_a_failure_reports_both(backend: Backend) -> None:
     frame = second.wait().to_frame()
     assert frame.loc[0, "result"] == 8 and frame.loc[0, "input"] == 7
     assert frame.loc[1, "status"] == "FAILED" and frame.loc[1, "error"] == "Dependent Job failed"
-    assert "RemoteError" in frame.loc[1, "input"]
+    assert isinstance(frame.loc[1, "input"], RemoteError)  # what the first map gave it
