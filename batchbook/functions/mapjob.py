@@ -398,32 +398,78 @@ class MapJob:
             frame.insert(at, name, pd.Series([args[at - 1] for args in inputs], dtype=object))
         return frame
 
-    def logs(self, index: int) -> list[str]:
-        """The log lines input ``index`` printed (the whole attempt's log if it had no result).
+    def logs(self, index: int, attempt: int | None = None, tail: int | None = None) -> list[str]:
+        """The log lines input ``index`` printed in ``attempt`` (default: the attempt of its
+        latest outcome), or the whole attempt's log if it had no outcome there; ``tail``: only
+        the last that many.
 
         Lines are counted as the function writes them to sys.stdout/sys.stderr; output
         written straight to the file descriptors (subprocesses, C code) is not attributed.
+        Reads stop at the input's last line; a tail of a log without an outcome is read
+        from the end.
         """
         if not 0 <= index < self.size:
             raise IndexError(
                 f"logs({index!r}): map {self.name} has {count(self.size, 'input')}, "
                 f"so the index is 0 to {self.size - 1}"
             )
+        if tail is not None and (not isinstance(tail, int) or tail < 0):
+            raise ClientError(f"tail: {tail!r:.40} is not a whole number >= 0")
         self._refresh(details=True)
+        if index in self._covered:  # a retry_failed() run has this input now
+            follow_up, j = self._covered[index]
+            return follow_up.logs(j, attempt, tail)
         _status, outcome, detail = self._input_state(index)
         attempts = (detail or {}).get("attempts", [])
-        number = outcome.attempt if outcome else len(attempts)
+        number = attempt or (outcome.attempt if outcome else len(attempts))
+        if attempt is not None and not 1 <= attempt <= len(attempts):
+            raise IndexError(
+                f"logs({index}, attempt={attempt}): input {index} has had "
+                f"{count(len(attempts), 'finished attempt')}"
+            )
         if not 0 < number <= len(attempts):
             return []
+        if outcome is not None and outcome.attempt != number:
+            latest, outcome = outcome, self._outcome_in(index, number)
+            if outcome is None and latest.ok and latest.attempt < number:
+                return []  # done in an earlier attempt, so this one skipped it
         stream = attempts[number - 1]["container"]["logStreamName"]
-        first, end = (outcome.log_start, outcome.log_end) if outcome else (0, None)
+        if outcome is None:  # no result there: the attempt's whole log (or its tail)
+            return self._log_lines(stream, 0, None, tail)
+        first, end = outcome.log_start, outcome.log_end
+        if tail is not None:
+            first = max(first, end - tail)
+        return self._log_lines(stream, first, end, None)
+
+    def _outcome_in(self, index: int, attempt: int) -> Outcome | None:
+        """Input ``index``'s outcome in ``attempt`` (the handle keeps only the latest)."""
+        store = self.backend.store
+        prefix = f"{results_prefix(self.id, self._chunk_of(index))}{attempt:02d}-"
+        for key, _ in store.list(prefix):
+            for o in read_blocks(store.get(key))[0]:
+                if o.input == index:
+                    return o
+        return None
+
+    def _log_lines(self, stream: str, first: int, end: int | None, tail: int | None) -> list[str]:
+        """Lines ``first`` to ``end`` of a stream (paged from its head, no further than
+        ``end``), or its last ``tail`` lines (paged from its end)."""
+        logs = self.backend.logs
+        if tail is not None:
+            if tail == 0:
+                return []
+            page = logs.get_log_events(
+                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=tail
+            )
+            return [e["message"] for e in page["events"]][-tail:]
         lines: list[str] = []
         token = None
         while end is None or len(lines) < end:
-            page = self.backend.logs.get_log_events(
+            page = logs.get_log_events(
                 logGroupName=LOG_GROUP,
                 logStreamName=stream,
                 startFromHead=True,
+                limit=10_000 if end is None else max(1, min(10_000, end - len(lines))),
                 **({"nextToken": token} if token else {}),
             )
             lines += [e["message"] for e in page["events"]]

@@ -344,6 +344,33 @@ def chatty(x: int) -> int:
     return x
 
 
+def talks_then_fails_once(x: int) -> int:
+    attempt = os.environ["AWS_BATCH_JOB_ATTEMPT"]
+    print(f"input {x}, attempt {attempt}: starting")
+    print(f"input {x}, attempt {attempt}: working")
+    if x == 1 and attempt == "1":
+        raise RuntimeError("first attempt fails")
+    return x
+
+
+def test_logs_by_attempt_and_tail(backend: Backend) -> None:
+    job = batch.map(talks_then_fails_once, range(3), chunksize=3, retries=1, wait=True)
+    assert job.results() == [0, 1, 2]
+    assert job.logs(1) == ["input 1, attempt 2: starting", "input 1, attempt 2: working"]
+    assert job.logs(1, attempt=1) == [
+        "input 1, attempt 1: starting",
+        "input 1, attempt 1: working",
+    ]
+    assert job.logs(1, tail=1) == ["input 1, attempt 2: working"]
+    assert job.logs(1, attempt=1, tail=0) == []
+    assert job.logs(0, attempt=2) == []  # done in attempt 1: attempt 2 skipped it
+    assert job.logs(2, attempt=1) == ["input 2, attempt 1: starting", "input 2, attempt 1: working"]
+    with pytest.raises(IndexError, match=r"attempt=3\): input 1 has had 2 finished attempts"):
+        job.logs(1, attempt=3)
+    with pytest.raises(ClientError, match="tail: -1 is not a whole number"):
+        job.logs(1, tail=-1)
+
+
 def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
     job = batch.map(chatty, range(6), chunksize=3, name="chatty-run")
     job.wait()
