@@ -18,6 +18,7 @@ errors back onto the same classes.
     ├── EnvironmentMismatch    (the worker's Python or packages differ from this one)
     ├── RemoteError            (an input's function call raised on the worker)
     └── JobFailed              (a job or input ended without a result: cancelled, OOM, timeout...)
+        └── JobCannotRun       (it can never start: it needs more than its queue has)
 """
 
 from __future__ import annotations
@@ -128,3 +129,8 @@ class RemoteError(BatchbookError):
 
 class JobFailed(BatchbookError):
     """A job, or an input of a map, ended without a result (cancelled, timed out, OOM...)."""
+
+
+class JobCannotRun(JobFailed):
+    """A job waits for what its queue can never give it (more vCPUs, memory or GPUs than its
+    compute environments have): Batch accepts it and it stays RUNNABLE; the reason says why."""

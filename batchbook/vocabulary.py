@@ -35,6 +35,8 @@ DEPENDENCY_FAILED = "Dependent Job failed"
 CHILD_FAILED = "Array Child Job failed"
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
 HOST_LOST = "Host EC2 (instance local) terminated."
+# What a RUNNABLE job's statusReason starts with when it can never start as it is
+NEVER_STARTS = ("MISCONFIGURATION:",)
 MISFIT_REASON = (
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement ({need}) is higher "
     "than that can be met by the CE(s) attached to the job queue ({have})."

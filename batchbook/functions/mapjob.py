@@ -12,13 +12,14 @@ import operator
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import (
     BatchbookError,
     ClientError,
     EnvironmentMismatch,
+    JobCannotRun,
     JobFailed,
     RemoteError,
     ResourceNotFound,
@@ -42,6 +43,7 @@ from batchbook.vocabulary import (
     ESSENTIAL_EXITED,
     FINAL,
     LOG_GROUP,
+    NEVER_STARTS,
     OOM_REASON,
     STATUSES,
     oom_usage,
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from batchbook.functions.backend import Backend
 
 PROGRESS_SECONDS = 0.25
+WHY_SECONDS = 2.0  # how often wait() asks why a map that has not started waits
 _INPUT = operator.itemgetter(0)  # Outcome.input
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
 # the worker's failures of batchbook's own, by stage: the result could not be pickled, the
@@ -212,7 +215,7 @@ class MapJob:
         """Block until every input is final (or ``timeout`` seconds); a text bar in terminals."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = _TextBar(self.size) if progress and sys.stderr.isatty() else None
-        started = time.monotonic()
+        started = next_why = time.monotonic()
         while True:
             self._refresh()
             if bar is not None:
@@ -221,6 +224,18 @@ class MapJob:
             left = None if deadline is None else deadline - time.monotonic()
             if self.done or (left is not None and left <= 0):
                 break
+            if not self._outcomes and time.monotonic() >= next_why:  # nothing ran: stuck?
+                next_why = time.monotonic() + WHY_SECONDS
+                reason = self.why_waiting()
+                if reason is not None:
+                    if bar is not None:
+                        bar.close()
+                    raise JobCannotRun(
+                        f"map {self.name}: its children can never start on queue "
+                        f"{self.manifest['options']['queue']}: {reason} Ask for less (vcpus=, "
+                        "memory=, gpus=) or use a queue with bigger compute environments; "
+                        "cancel() it meanwhile."
+                    )
             # Wake when the array is final; a progress bar redraws 4 times a second meanwhile.
             step = PROGRESS_SECONDS if bar is not None else 10
             waiting = [self.job_id, *(f.job_id for f in self.follow_ups if not f.done)]
@@ -372,7 +387,7 @@ class MapJob:
                 args[0] if len(args) == 1 else args,  # the input as it was given
                 outcome.value() if ok and outcome else None,
                 status,
-                _describe_error(error),
+                _describe_error(error) or _never_starts(status, detail),
                 error.traceback if isinstance(error, RemoteError) else None,
                 number,
                 started,
@@ -479,11 +494,50 @@ class MapJob:
         return lines[first:end]
 
     # ------------------------------------------------------------------ control
-    def cancel(self, reason: str = "Cancelled by MapJob.cancel()") -> None:
-        """Stop every input that is not final: queued ones never start, running ones are terminated."""
-        self.backend.batch.terminate_job(jobId=self.job_id, reason=reason)
-        for follow_up in self.follow_ups:
-            follow_up.cancel(reason)
+    def cancel(
+        self, reason: str = "Cancelled by MapJob.cancel()", indices: Iterable[int] | None = None
+    ) -> None:
+        """Stop every input that is not final: queued ones never start, running ones are
+        terminated. ``indices``: only those inputs, one call per child that holds them (with
+        ``chunksize`` > 1 a child's other inputs stop with it)."""
+        if indices is None:
+            self.backend.batch.terminate_job(jobId=self.job_id, reason=reason)
+            for follow_up in self.follow_ups:
+                follow_up.cancel(reason)
+            return
+        wanted = sorted(set(indices))
+        bad = [i for i in wanted if not (isinstance(i, int) and 0 <= i < self.size)]
+        if bad:
+            raise IndexError(
+                f"cancel(indices=...): {bad[0]!r} is not an input of map {self.name} "
+                f"(0 to {self.size - 1})"
+            )
+        mine = [i for i in wanted if i not in self._covered]
+        ids = self.chunk_job_ids
+        for chunk in sorted({self._chunk_of(i) for i in mine}):
+            self.backend.batch.terminate_job(jobId=ids[chunk], reason=reason)
+        for follow_up in self.follow_ups:  # inputs a retry_failed() run holds now
+            theirs = [j for i, (f, j) in self._covered.items() if f is follow_up and i in wanted]
+            if theirs:
+                follow_up.cancel(reason, theirs)
+
+    def why_waiting(self) -> str | None:
+        """Why this map's waiting children cannot start, when Batch says they never will as
+        they are (a requirement above what the queue's compute environments have); else None."""
+        if self._parent.get("status") in FINAL:
+            return None
+        if len(self.chunks) == 1:
+            reason = (
+                self._parent.get("statusReason")
+                if self._parent.get("status") == "RUNNABLE"
+                else None
+            )
+        else:
+            page = self.backend.batch.list_jobs(
+                arrayJobId=self.job_id, jobStatus="RUNNABLE", maxResults=1
+            )["jobSummaryList"]
+            reason = page[0].get("statusReason") if page else None
+        return reason if reason and reason.startswith(NEVER_STARTS) else None
 
     def delete(self) -> None:
         """Remove this map's function, inputs and results from the store (its retry_failed()
@@ -546,17 +600,40 @@ class MapJob:
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k.lower()} {v}" for k, v in self._counts().items())
-        return f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): {counts}>"
+        why = self._why_text()
+        return (
+            f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): {counts}"
+            f"{f'; cannot start: {why}' if why else ''}>"
+        )
+
+    def _why_text(self) -> str | None:
+        try:
+            return self.why_waiting() if not self.deleted else None
+        except BatchbookError:
+            return None
 
     def _repr_html_(self) -> str:
         import html
 
         counts = self._counts()
         cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in counts.items())
+        why = self._why_text()
+        note = f"<p><b>Cannot start:</b> {html.escape(why)}</p>" if why else ""
         return (
             f"<div><b>MapJob {html.escape(self.name)}</b> — {count(self.size, 'input')}, "
-            f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table></div>"
+            f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table>"
+            f"{note}</div>"
         )
+
+
+def _never_starts(status: str, detail: dict[str, Any] | None) -> str | None:
+    """``cannot start: <reason>`` for a waiting input whose child Batch will never start."""
+    reason = (detail or {}).get("statusReason") or ""
+    return (
+        f"cannot start: {reason}"
+        if status == "RUNNABLE" and reason.startswith(NEVER_STARTS)
+        else None
+    )
 
 
 def column_names(parameters: list[str] | None, width: int) -> list[str]:

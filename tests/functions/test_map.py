@@ -255,6 +255,37 @@ def test_cancel_stops_queued_and_running_inputs(backend: Backend) -> None:
     assert set(job.to_frame()["error"]) == {"Cancelled by MapJob.cancel()"}
 
 
+def test_cancel_stops_just_the_inputs_named(backend: Backend) -> None:
+    job = batch.map(sleeper, [0.01, 30, 0.01, 0.01, 30, 0.01], chunksize=1)
+    job.cancel("not these two", indices=[1, 4])
+    job.wait(timeout=60)
+    frame = job.to_frame()
+    assert frame["status"].tolist() == ["SUCCEEDED", "FAILED"] + ["SUCCEEDED"] * 2 + [
+        "FAILED",
+        "SUCCEEDED",
+    ]
+    assert frame.loc[1, "error"] == frame.loc[4, "error"] == "not these two"
+    with pytest.raises(IndexError, match=r"cancel\(indices=...\): 6 is not an input"):
+        job.cancel(indices=[6])
+
+
+@pytest.mark.parametrize("n", [1, 4])  # one job, and an array
+def test_a_map_that_can_never_run_says_so(backend: Backend, n: int) -> None:
+    from batchbook.errors import JobCannotRun
+
+    job = batch.map(square_or_none, range(n), vcpus=64)  # this machine has far fewer
+    with pytest.raises(JobCannotRun, match=r"MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT.*64"):
+        job.wait(timeout=60)
+    assert job.status() == {"RUNNABLE": n}  # Batch accepted it; it waits
+    assert "cannot start: MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT" in repr(job)
+    assert "Cannot start:" in job._repr_html_()
+    frame = job.to_frame()
+    assert frame["error"].str.startswith("cannot start: MISCONFIGURATION").all()
+    job.cancel()
+    job.wait(timeout=60)
+    assert job.status() == {"FAILED": n} and "cannot start" not in repr(job)
+
+
 def needs_flag(x: int, flag: str) -> int:
     if x % 4 == 1 and not os.path.exists(flag):
         raise RuntimeError("flag missing")
