@@ -6,6 +6,8 @@ one per chunk of inputs) and the object store (one result frame per input).
 
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
 import math
 import operator
@@ -37,12 +39,14 @@ from batchbook.functions.payload import (
     run_key,
     to_json,
 )
+from batchbook.functions.snapshot import Snapshot, input_statuses
 from batchbook.functions.submission import resubmit
 from batchbook.functions.worker import EXIT_STORE
 from batchbook.vocabulary import (
     ESSENTIAL_EXITED,
     FINAL,
     LOG_GROUP,
+    MAX_DESCRIBE_JOBS,
     NEVER_STARTS,
     OOM_REASON,
     STATUSES,
@@ -56,6 +60,7 @@ if TYPE_CHECKING:
     from batchbook.functions.backend import Backend
 
 PROGRESS_SECONDS = 0.25
+SNAPSHOT_SECONDS = 0.5  # how old a snapshot status() and repr may show
 WHY_SECONDS = 2.0  # how often wait() asks why a map that has not started waits
 _INPUT = operator.itemgetter(0)  # Outcome.input
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
@@ -97,6 +102,7 @@ class MapJob:
         # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
         self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
+        self._snapshot: Snapshot | None = None  # the latest, reused for SNAPSHOT_SECONDS
         self._version = 0
         self._lock = threading.RLock()
         self.deleted = False  # by delete(): its stored data is gone
@@ -203,12 +209,120 @@ class MapJob:
         return self._parent.get("status") in FINAL and all(f.done for f in self.follow_ups)
 
     def status(self) -> dict[str, int]:
-        """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back)."""
-        self._refresh(details=True)
-        counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
-        for i in range(self.size):
-            counts[self._input_state(i)[0]] += 1
-        return {k: v for k, v in counts.items() if v}
+        """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back),
+        from a snapshot at most half a second old."""
+        return self.snapshot().counts()
+
+    def snapshot(
+        self,
+        max_age: float = SNAPSHOT_SECONDS,
+        rows: slice | None = None,
+        status: str | None = None,
+    ) -> Snapshot:
+        """How the map stands: counts per input, elapsed time, throughput, ETA, why it waits;
+        reused for ``max_age`` seconds. ``rows`` (with ``status``): a page of its children
+        (ListJobs pages), e.g. ``snapshot(rows=slice(0, 50), status="FAILED")``."""
+        cached = self._snapshot
+        if rows is None and cached is not None and time.monotonic() - cached.taken <= max_age:
+            return cached
+        with self._lock:
+            snap = self._take_snapshot()
+            if rows is not None:
+                found, calls = self._children(rows, status)
+                return dataclasses.replace(snap, rows=tuple(found), calls=snap.calls + calls)
+            self._snapshot = snap
+            return snap
+
+    def _take_snapshot(self) -> Snapshot:
+        self._check_stored()
+        calls = 1
+        (self._parent,) = self.backend.describe([self.job_id])
+        known: dict[int, str] = {}
+        if self.follow_ups:  # inputs a retry_failed() run holds: each input's own state
+            calls += self._describe_unfinished_chunks()
+            self._read_outcomes()
+            for follow_up in self.follow_ups:
+                follow_up._refresh(details=True)
+            statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
+            for i in range(self.size):
+                statuses[self._input_state(i)[0]] += 1
+        else:
+            if len(self.chunks) == 1:
+                self._details[0] = self._parent
+            elif len(self.chunks) <= MAX_DESCRIBE_JOBS:
+                calls += self._describe_unfinished_chunks()
+            else:  # the children that matter per input, a ListJobs page each
+                summary = self._parent.get("arrayProperties", {}).get("statusSummary", {})
+                for wanted in ("RUNNING", "STARTING", "FAILED"):
+                    if summary.get(wanted):
+                        found, pages = self._children(slice(0, None), wanted)
+                        calls += pages
+                        known.update((c["arrayProperties"]["index"], wanted) for c in found)
+            known.update((i, d["status"]) for i, d in self._details.items())
+            self._read_outcomes()
+            done_in = [0] * len(self.chunks)
+            size = self.manifest["chunksize"]
+            for i, o in self._outcomes.items():
+                if o.ok:
+                    done_in[i // size] += 1
+            summary = self._parent.get("arrayProperties", {}).get("statusSummary") or {
+                self._parent["status"]: 1
+            }
+            statuses = input_statuses(self.chunks, done_in, known, summary)
+        final = self.done
+        reason = None
+        if not final and statuses["SUCCEEDED"] == 0 and not statuses["RUNNING"]:
+            reason = self.why_waiting()  # nothing runs: can anything ever?
+            calls += len(self.chunks) > 1
+        created = self.manifest["created"]
+        end = self._parent.get("stoppedAt") if final else None
+        return Snapshot(
+            name=self.name,
+            job_id=self.job_id,
+            size=self.size,
+            taken=time.monotonic(),
+            statuses=statuses,
+            elapsed=((end or time.time() * 1000) - created) / 1000,
+            final=final,
+            reason=reason,
+            calls=calls,
+        )
+
+    def _describe_unfinished_chunks(self) -> int:
+        """Describe the chunks not known to be final (100 a call); the calls it took."""
+        ids = self.chunk_job_ids
+        todo = [i for i in range(len(ids)) if self._details.get(i, {}).get("status") not in FINAL]
+        if len(self.chunks) == 1:
+            self._details[0] = self._parent
+            return 0
+        for detail in self.backend.describe([ids[i] for i in todo]):
+            self._details[detail["arrayProperties"]["index"]] = detail
+        return -(-len(todo) // MAX_DESCRIBE_JOBS)
+
+    def _children(self, rows: slice, status: str | None) -> tuple[list[dict[str, Any]], int]:
+        """ListJobs summaries of the children (of ``status``, else every status) in ``rows``,
+        paged no further than its end; and the calls it took."""
+        if len(self.chunks) == 1:
+            job = [self._parent] if status in (None, self._parent.get("status")) else []
+            return job[rows], 0
+        stop = rows.stop
+        found: list[dict[str, Any]] = []
+        calls = 0
+        for wanted in [status] if status else list(STATUSES):
+            token = None
+            while stop is None or len(found) < stop:
+                page = self.backend.batch.list_jobs(
+                    arrayJobId=self.job_id,
+                    jobStatus=wanted,
+                    maxResults=1000,
+                    **({"nextToken": token} if token else {}),
+                )
+                calls += 1
+                found += page["jobSummaryList"]
+                token = page.get("nextToken")
+                if not token:
+                    break
+        return found[rows], calls
 
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = None, progress: bool = True) -> MapJob:
@@ -500,6 +614,7 @@ class MapJob:
         """Stop every input that is not final: queued ones never start, running ones are
         terminated. ``indices``: only those inputs, one call per child that holds them (with
         ``chunksize`` > 1 a child's other inputs stop with it)."""
+        self._snapshot = None  # what it shows is about to change
         if indices is None:
             self.backend.batch.terminate_job(jobId=self.job_id, reason=reason)
             for follow_up in self.follow_ups:
@@ -587,43 +702,23 @@ class MapJob:
             raise JobFailed(f"map {self.name}: no failed inputs to retry")
         follow_up = MapJob(*resubmit(self, failed, **options))
         self.manifest.setdefault("followUps", []).append(follow_up.id)
+        self._snapshot = None
         self.backend.store.put(run_key(self.id, "run.json"), to_json(self.manifest))
         self._adopt(follow_up)
         return follow_up
 
     # ------------------------------------------------------------------ display
-    def _counts(self) -> dict[str, int]:
-        try:
-            return self.status()
-        except ResourceNotFound:
-            return {"DELETED": self.size}
-
     def __repr__(self) -> str:
-        counts = ", ".join(f"{k.lower()} {v}" for k, v in self._counts().items())
-        why = self._why_text()
-        return (
-            f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): {counts}"
-            f"{f'; cannot start: {why}' if why else ''}>"
-        )
-
-    def _why_text(self) -> str | None:
         try:
-            return self.why_waiting() if not self.deleted else None
-        except BatchbookError:
-            return None
+            return repr(self.snapshot())
+        except ResourceNotFound:
+            return f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): deleted>"
 
     def _repr_html_(self) -> str:
-        import html
-
-        counts = self._counts()
-        cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in counts.items())
-        why = self._why_text()
-        note = f"<p><b>Cannot start:</b> {html.escape(why)}</p>" if why else ""
-        return (
-            f"<div><b>MapJob {html.escape(self.name)}</b> — {count(self.size, 'input')}, "
-            f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table>"
-            f"{note}</div>"
-        )
+        try:
+            return self.snapshot()._repr_html_()
+        except ResourceNotFound:
+            return f"<div><b>MapJob {html.escape(self.name)}</b>: deleted</div>"
 
 
 def _never_starts(status: str, detail: dict[str, Any] | None) -> str | None:

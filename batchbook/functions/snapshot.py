@@ -1,0 +1,126 @@
+"""Snapshots of a map: what ``status()``, its repr and the views show, built in a few Batch
+calls whatever the number of children.
+
+A snapshot is immutable. It comes from the array parent's ``statusSummary`` (children by
+status), the results already in the store (inputs with a value or an error), and, for the
+children whose status matters per input (running, starting, failed), one ListJobs page
+each; a map of at most 100 children simply describes them all in one call.
+:func:`input_statuses` turns that into a status per input, purely.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from batchbook.vocabulary import STATUSES
+from batchbook.wording import count
+
+WAITING = ("RUNNABLE", "PENDING", "SUBMITTED")  # the most advanced first
+RUNNING = ("RUNNING", "STARTING")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """How a map stands at one moment (``taken``, time.monotonic())."""
+
+    name: str
+    job_id: str
+    size: int
+    taken: float
+    statuses: Mapping[str, int]  # inputs by Batch status (SUCCEEDED: its value is back)
+    elapsed: float  # seconds since the map was created
+    final: bool
+    reason: str | None = None  # why waiting children can never start, as Batch says
+    calls: int = 0  # Batch calls it took
+    rows: tuple[dict[str, Any], ...] = field(default=())  # children, when asked for
+
+    @property
+    def done(self) -> int:
+        return self.statuses.get("SUCCEEDED", 0)
+
+    @property
+    def failed(self) -> int:
+        return self.statuses.get("FAILED", 0)
+
+    @property
+    def running(self) -> int:
+        return sum(self.statuses.get(s, 0) for s in RUNNING)
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.statuses.get(s, 0) for s in WAITING)
+
+    @property
+    def throughput(self) -> float | None:
+        """Finished inputs per second so far (None before any)."""
+        finished = self.done + self.failed
+        return finished / self.elapsed if finished and self.elapsed > 0 else None
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds until every input is finished, at the throughput so far."""
+        rate = self.throughput
+        if self.final:
+            return 0.0
+        return (self.size - self.done - self.failed) / rate if rate else None
+
+    def counts(self) -> dict[str, int]:
+        """The inputs by status, the empty ones left out (what ``MapJob.status()`` returns)."""
+        return {k: v for k, v in self.statuses.items() if v}
+
+    def line(self) -> str:
+        parts = ", ".join(f"{k.lower()} {v}" for k, v in self.counts().items())
+        eta = f", about {self.eta:.0f} s left" if self.eta and not self.final else ""
+        why = f"; cannot start: {self.reason}" if self.reason else ""
+        return f"{parts}{eta}{why}"
+
+    def __repr__(self) -> str:
+        return (
+            f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): {self.line()}>"
+        )
+
+    def _repr_html_(self) -> str:
+        cells = "".join(f"<td>{html.escape(k)}</td><td>{v}</td>" for k, v in self.counts().items())
+        note = f"<p><b>Cannot start:</b> {html.escape(self.reason)}</p>" if self.reason else ""
+        return (
+            f"<div><b>MapJob {html.escape(self.name)}</b> — {count(self.size, 'input')}, "
+            f"job <code>{html.escape(self.job_id)}</code><table><tr>{cells}</tr></table>"
+            f"{note}</div>"
+        )
+
+
+def input_statuses(
+    chunks: list[tuple[int, int]],
+    done_in: list[int],
+    known: Mapping[int, str],
+    summary: Mapping[str, int],
+) -> dict[str, int]:
+    """Inputs by status, from what is known of each chunk.
+
+    ``done_in[c]``: inputs of chunk ``c`` with a value (an input whose latest outcome is an
+    error may yet succeed: its chunk's status decides); ``known``: the status of the chunks looked up one by one (running, starting,
+    failed ones, or all of them); ``summary``: children by status (the parent's
+    statusSummary), which places the rest. A chunk not looked up and not all done waits:
+    chunks start in index order, so the earlier ones are taken to be the more advanced.
+    """
+    out: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    waiting = [n for n in (summary.get(s, 0) for s in WAITING)]
+    for c, (start, end) in enumerate(chunks):
+        size, done = end - start, done_in[c]
+        out["SUCCEEDED"] += done
+        status = known.get(c)
+        if status is None and done == size:
+            continue
+        if status is None:
+            # the first waiting status with chunks left, in order of advance
+            slot = next((i for i, n in enumerate(waiting) if n > 0), 0)
+            if waiting[slot] > 0:
+                waiting[slot] -= 1
+            status = WAITING[slot]
+        if status == "SUCCEEDED":
+            status = "FAILED"  # a finished chunk without this input's value
+        out[status] += size - done
+    return out

@@ -1,0 +1,91 @@
+"""Snapshots of a real running 10,000-child array: counts right while it runs, in a few
+Batch calls (counted with a botocore event hook), children paged and filtered."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import batchbook as batch
+from batchbook.functions.backend import Backend
+from batchbook.functions.snapshot import input_statuses
+
+CHILDREN = 10_000
+
+
+def held(x: int, gate: str) -> int:
+    """Inputs below 100 return at once, 100-104 fail, the rest wait for the gate."""
+    if 100 <= x < 105:
+        raise ValueError(f"input {x} fails")
+    while x >= 105 and not os.path.exists(gate):  # on the worker
+        time.sleep(0.05)
+    return x
+
+
+class Calls:
+    """Counts the Batch API calls a client makes."""
+
+    def __init__(self, backend: Backend):
+        self.names: list[str] = []
+        backend.batch._client.meta.events.register("before-call.batch", self._seen)
+
+    def _seen(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+
+
+@pytest.mark.slow
+def test_a_running_ten_thousand_child_array_in_a_few_calls(
+    backend: Backend, tmp_path: Path
+) -> None:
+    gate = str(tmp_path / "gate")
+    job = batch.map(held, range(CHILDREN), [gate] * CHILDREN, chunksize=1)
+    try:
+        version = 0
+        while (job.snapshot(max_age=0).done, job.snapshot().failed, job.snapshot().running) != (
+            100,
+            5,
+            2,
+        ):
+            version = backend.wait_for_change(version, 10)  # until only the held ones run
+        # what every child says, one DescribeJobs of 100 after another: the truth to match
+        truth: dict[str, int] = {}
+        for child in backend.describe(job.chunk_job_ids):
+            truth[child["status"]] = truth.get(child["status"], 0) + 1
+        assert truth == {"SUCCEEDED": 100, "FAILED": 5, "RUNNING": 2, "RUNNABLE": CHILDREN - 107}
+        calls = Calls(backend)
+        snap = job.snapshot(max_age=0)
+        assert snap.counts() == truth
+        assert snap.done == 100 and snap.failed == 5 and snap.running == 2
+        assert snap.waiting == CHILDREN - 107 and not snap.final and snap.eta
+        assert len(calls.names) == snap.calls <= 3, calls.names
+        assert job.status() == snap.counts() and "runnable 9893" in repr(job)
+        assert len(calls.names) == snap.calls  # status() and repr reused the snapshot
+        page = job.snapshot(rows=slice(0, 50), status="RUNNABLE")
+        assert len(page.rows) == 50 and {r["status"] for r in page.rows} == {"RUNNABLE"}
+        failed = job.snapshot(rows=slice(0, 50), status="FAILED").rows
+        assert sorted(r["arrayProperties"]["index"] for r in failed) == [100, 101, 102, 103, 104]
+    finally:
+        job.cancel()
+    job.wait(timeout=120)
+    final = job.snapshot(max_age=0)
+    assert final.final and final.counts() == {"SUCCEEDED": 100, "FAILED": CHILDREN - 100}
+
+
+def test_input_statuses_places_each_input() -> None:
+    chunks = [(0, 3), (3, 6), (6, 9), (9, 10)]
+    # chunk 0 done, chunk 1 running with one value back, chunk 2 failed, chunk 3 waiting
+    counts = input_statuses(
+        chunks, [3, 1, 0, 0], {1: "RUNNING", 2: "FAILED"}, {"RUNNABLE": 1, "SUCCEEDED": 1}
+    )
+    assert {k: v for k, v in counts.items() if v} == {
+        "SUCCEEDED": 4,
+        "RUNNING": 2,
+        "FAILED": 3,
+        "RUNNABLE": 1,
+    }
+    pending = input_statuses(chunks, [0, 0, 0, 0], {}, {"PENDING": 3, "RUNNABLE": 1})
+    assert pending["RUNNABLE"] == 3 and pending["PENDING"] == 7  # the earlier chunks ahead
