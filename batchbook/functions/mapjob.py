@@ -222,16 +222,14 @@ class MapJob:
         """How the map stands: counts per input, elapsed time, throughput, ETA, why it waits;
         reused for ``max_age`` seconds. ``rows`` (with ``status``): a page of its children
         (ListJobs pages), e.g. ``snapshot(rows=slice(0, 50), status="FAILED")``."""
-        cached = self._snapshot
-        if rows is None and cached is not None and time.monotonic() - cached.taken <= max_age:
-            return cached
         with self._lock:
-            snap = self._take_snapshot()
-            if rows is not None:
-                found, calls = self._children(rows, status)
-                return dataclasses.replace(snap, rows=tuple(found), calls=snap.calls + calls)
-            self._snapshot = snap
-            return snap
+            snap = self._snapshot
+            if snap is None or time.monotonic() - snap.taken > max_age:
+                snap = self._snapshot = self._take_snapshot()
+            if rows is None:
+                return snap
+            found, calls = self._children(rows, status)
+            return dataclasses.replace(snap, rows=tuple(found), calls=calls)
 
     def _take_snapshot(self) -> Snapshot:
         self._check_stored()
@@ -314,7 +312,7 @@ class MapJob:
                 page = self.backend.batch.list_jobs(
                     arrayJobId=self.job_id,
                     jobStatus=wanted,
-                    maxResults=1000,
+                    maxResults=1000 if stop is None else max(1, min(1000, stop - len(found))),
                     **({"nextToken": token} if token else {}),
                 )
                 calls += 1

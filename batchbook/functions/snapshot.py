@@ -34,7 +34,7 @@ class Snapshot:
     elapsed: float  # seconds since the map was created
     final: bool
     reason: str | None = None  # why waiting children can never start, as Batch says
-    calls: int = 0  # Batch calls it took
+    calls: int = 0  # Batch calls it took (with rows: the calls the rows took)
     rows: tuple[dict[str, Any], ...] = field(default=())  # children, when asked for
 
     @property
