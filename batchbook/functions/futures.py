@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from batchbook.functions.backend import Backend
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, check_int
 from batchbook.functions.payload import gc_paused
 from batchbook.functions.submission import submit_run
+from batchbook.functions.watcher import watcher
 from batchbook.vocabulary import FINAL
 
 
@@ -27,8 +27,7 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
         self.map_job = map_job
         self.job_id = map_job.job_id
         self.deciding = threading.RLock()  # cancel() and the watcher move the future one at a time
-        self._watcher = _watcher(map_job.backend)
-        self._watcher.add(self)
+        watcher(map_job.backend).add_future(self)
 
     def cancel(self) -> bool:
         """Cancel if it has not started (Future semantics): True if it will never run."""
@@ -41,81 +40,38 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
             (detail,) = self.map_job.backend.describe([self.job_id])
             if detail["status"] == "FAILED" and detail.get("isCancelled"):
                 return super().cancel()
-            self._watcher.update(self, detail)  # it started meanwhile, or even finished
+            self.settle(detail)  # it started meanwhile, or even finished
             return False
+
+    def settle(self, detail: dict[str, Any]) -> bool:
+        """Move on to what ``detail`` (DescribeJobs) says of the job; True once done."""
+        with self.deciding:
+            status = detail["status"]
+            if status in ("STARTING", "RUNNING") and not self.running() and not self.done():
+                self.set_running_or_notify_cancel()
+            if status not in FINAL:
+                return False
+            if self.done():
+                return True
+            if not self.running() and not self.set_running_or_notify_cancel():
+                return True  # cancelled meanwhile
+            try:
+                self.set_result(self.map_job.result_of_final(detail, 0))
+            except BaseException as e:
+                self.set_exception(e)
+            return True
+
+    def fail(self, error: BaseException) -> None:
+        """The backend is gone: this call can never finish."""
+        with self.deciding:
+            if not self.done() and (self.running() or self.set_running_or_notify_cancel()):
+                self.set_exception(error)
 
     def logs(self) -> list[str]:
         return self.map_job.logs(0)
 
     def __repr__(self) -> str:
         return f"<batchbook.Job {self.job_id} {self._state.lower()}>"
-
-
-class _Watcher(threading.Thread):
-    """One thread per backend completes every pending Job future as its job finishes."""
-
-    def __init__(self, backend: Backend):
-        super().__init__(name="batchbook-futures", daemon=True)
-        self.backend = backend
-        self.pending: dict[str, Job] = {}
-        self.lock = threading.Lock()
-
-    def add(self, job: Job) -> None:
-        with self.lock:
-            self.pending[job.job_id] = job
-
-    def run(self) -> None:
-        version = 0
-        try:
-            while True:
-                with self.lock:
-                    jobs = dict(self.pending)
-                if jobs:
-                    for detail in self.backend.describe(list(jobs)):
-                        self.update(jobs[detail["jobId"]], detail)
-                # Wake when any job finished (a new future's job too): not at every step.
-                version = self.backend.wait_for_change(version, 10, finished=True)
-        except Exception as e:  # the service is gone: no pending future can finish now
-            with self.lock:
-                jobs, self.pending = dict(self.pending), {}
-            for job in jobs.values():
-                if not job.done() and (job.running() or job.set_running_or_notify_cancel()):
-                    job.set_exception(e)
-
-    def update(self, job: Job, detail: dict[str, Any]) -> None:
-        """Move the future on to what ``detail`` (DescribeJobs) says of its job."""
-        with job.deciding:
-            self._move(job, detail)
-
-    def _move(self, job: Job, detail: dict[str, Any]) -> None:
-        status = detail["status"]
-        if status in ("STARTING", "RUNNING") and not job.running() and not job.done():
-            job.set_running_or_notify_cancel()
-        if status not in FINAL:
-            return
-        with self.lock:
-            self.pending.pop(job.job_id, None)
-        if job.done():
-            return
-        if not job.running() and not job.set_running_or_notify_cancel():
-            return  # cancelled meanwhile
-        try:
-            job.set_result(job.map_job.result_of_final(detail, 0))
-        except BaseException as e:
-            job.set_exception(e)
-
-
-_watchers: dict[int, _Watcher] = {}
-_watchers_lock = threading.Lock()
-
-
-def _watcher(backend: Backend) -> _Watcher:
-    with _watchers_lock:
-        watcher = _watchers.get(id(backend))
-        if watcher is None or not watcher.is_alive():
-            watcher = _watchers[id(backend)] = _Watcher(backend)
-            watcher.start()
-        return watcher
 
 
 def submit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:

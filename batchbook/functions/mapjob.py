@@ -14,7 +14,7 @@ import operator
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from batchbook.errors import (
@@ -41,6 +41,7 @@ from batchbook.functions.payload import (
 )
 from batchbook.functions.snapshot import Snapshot, input_statuses
 from batchbook.functions.submission import resubmit
+from batchbook.functions.watcher import shared_snapshot, watcher
 from batchbook.functions.worker import EXIT_STORE
 from batchbook.vocabulary import (
     ESSENTIAL_EXITED,
@@ -224,6 +225,9 @@ class MapJob:
         (ListJobs pages), e.g. ``snapshot(rows=slice(0, 50), status="FAILED")``."""
         with self._lock:
             snap = self._snapshot
+            shared = shared_snapshot(self.backend, self.id)  # if the watcher watches this run
+            if shared is not None and (snap is None or shared.taken > snap.taken):
+                snap = shared
             if snap is None or time.monotonic() - snap.taken > max_age:
                 snap = self._snapshot = self._take_snapshot()
             if rows is None:
@@ -232,6 +236,7 @@ class MapJob:
             return dataclasses.replace(snap, rows=tuple(found), calls=calls)
 
     def _take_snapshot(self) -> Snapshot:
+        taken = time.monotonic()  # what it shows is as of now or a little later
         self._check_stored()
         calls = 1
         (self._parent,) = self.backend.describe([self.job_id])
@@ -278,7 +283,7 @@ class MapJob:
             name=self.name,
             job_id=self.job_id,
             size=self.size,
-            taken=time.monotonic(),
+            taken=taken,
             statuses=statuses,
             elapsed=((end or time.time() * 1000) - created) / 1000,
             final=final,
@@ -633,6 +638,12 @@ class MapJob:
             theirs = [j for i, (f, j) in self._covered.items() if f is follow_up and i in wanted]
             if theirs:
                 follow_up.cancel(reason, theirs)
+
+    def watch(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call ``callback`` with each new snapshot (at most twice a second, from the backend's
+        one watcher thread, shared by every handle and view of this run; the last one final).
+        Returns the function that stops it."""
+        return watcher(self.backend).watch(self, callback)
 
     def why_waiting(self) -> str | None:
         """Why this map's waiting children cannot start, when Batch says they never will as

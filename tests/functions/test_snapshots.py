@@ -3,7 +3,9 @@ Batch calls (counted with a botocore event hook), children paged and filtered.""
 
 from __future__ import annotations
 
+import itertools
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +91,43 @@ def test_input_statuses_places_each_input() -> None:
     }
     pending = input_statuses(chunks, [0, 0, 0, 0], {}, {"PENDING": 3, "RUNNABLE": 1})
     assert pending["RUNNABLE"] == 3 and pending["PENDING"] == 7  # the earlier chunks ahead
+
+
+def slow_square(x: int) -> int:
+    time.sleep(0.3)
+    return x * x
+
+
+def test_one_watcher_refreshes_every_handle_and_view_at_most_twice_a_second(
+    backend: Backend,
+) -> None:
+    from batchbook.functions.mapjob import MapJob
+    from batchbook.functions.watcher import ROUND_SECONDS, watcher
+
+    job = batch.map(slow_square, range(12), chunksize=1)
+    other = MapJob.load(backend, job.id)  # another handle of the same run
+    seen: dict[str, list[Any]] = {"a": [], "b": [], "c": []}
+    done = threading.Event()
+
+    def view(name: str) -> Any:
+        def show(snap: Any) -> None:
+            seen[name].append(snap)
+            if snap.final and all(s and s[-1].final for s in seen.values()):
+                done.set()
+
+        return show
+
+    stop_a = job.watch(view("a"))
+    other.watch(view("b"))
+    job.watch(view("c"))
+    rounds_before = watcher(backend).rounds
+    assert done.wait(120)  # the watcher delivers the final snapshot to all three
+    stop_a()
+    a, b, c = seen["a"], seen["b"], seen["c"]
+    assert [id(s) for s in a] == [id(s) for s in b] == [id(s) for s in c]  # one refresh each
+    assert watcher(backend).rounds - rounds_before == len(a)
+    assert a[-1].final and a[-1].counts() == {"SUCCEEDED": 12}
+    gaps = [later.taken - earlier.taken for earlier, later in itertools.pairwise(a)]
+    assert all(gap >= ROUND_SECONDS * 0.99 for gap in gaps), gaps  # at most twice a second
+    assert job.snapshot().final
+    assert watcher(backend).latest(job.id) is None  # final: no longer watched

@@ -1,0 +1,160 @@
+"""One watcher thread per backend: it completes pending futures as their jobs finish, and
+refreshes the snapshots of watched runs at most twice a second, for every handle and view
+of them, whatever their number. Idle, it blocks (no polling); watching, it waits on the
+backend's "something may have changed" between rounds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from batchbook.functions.backend import Backend
+from batchbook.functions.snapshot import Snapshot
+
+ROUND_SECONDS = 0.5  # watched runs are refreshed at most this often
+
+
+class Pending(Protocol):
+    """A future whose job the watcher follows (batchbook.Job)."""
+
+    job_id: str
+
+    def settle(self, detail: dict[str, Any]) -> bool:
+        """Move on to what DescribeJobs says; True once the future is done."""
+        ...
+
+    def fail(self, error: BaseException) -> None: ...
+
+
+class Watchable(Protocol):
+    """A run's handle (a MapJob): its run id and a way to take a fresh snapshot."""
+
+    id: str
+
+    def snapshot(self, max_age: float = ...) -> Snapshot: ...
+
+
+class _Watched:
+    def __init__(self, lead: Watchable):
+        self.lead = lead  # the handle whose snapshots every watcher of the run gets
+        self.callbacks: list[Callable[[Snapshot], None]] = []
+        self.latest: Snapshot | None = None
+
+
+class Watcher(threading.Thread):
+    def __init__(self, backend: Backend):
+        super().__init__(name="batchbook-watcher", daemon=True)
+        self.backend = backend
+        self._futures: dict[str, Pending] = {}
+        self._runs: dict[str, _Watched] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self.rounds = 0  # snapshot rounds so far
+
+    # ------------------------------------------------------------ what to watch
+    def add_future(self, future: Pending) -> None:
+        with self._lock:
+            self._futures[future.job_id] = future
+        self._wake.set()
+
+    def watch(self, job: Watchable, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        """Call ``callback`` with each new snapshot of ``job``'s run (the last one final);
+        returns the function that stops it."""
+        with self._lock:
+            watched = self._runs.setdefault(job.id, _Watched(job))
+            watched.callbacks.append(callback)
+        self._wake.set()
+
+        def unwatch() -> None:
+            with self._lock:
+                if callback in watched.callbacks:
+                    watched.callbacks.remove(callback)
+                if not watched.callbacks and self._runs.get(job.id) is watched:
+                    del self._runs[job.id]
+
+        return unwatch
+
+    def latest(self, run_id: str) -> Snapshot | None:
+        """The newest snapshot of a watched run (None: not watched, or none yet)."""
+        with self._lock:
+            watched = self._runs.get(run_id)
+            return watched.latest if watched else None
+
+    # ------------------------------------------------------------ the loop
+    def run(self) -> None:
+        version, last_round = 0, 0.0
+        try:
+            while True:
+                self._wake.clear()
+                with self._lock:
+                    futures, runs = dict(self._futures), list(self._runs.values())
+                if futures:
+                    self._settle(futures)
+                now = time.monotonic()
+                if runs and now - last_round >= ROUND_SECONDS:
+                    self._refresh(runs)
+                    last_round = now
+                with self._lock:
+                    futures_left, watching = bool(self._futures), bool(self._runs)
+                next_round = max(0.0, ROUND_SECONDS - (time.monotonic() - last_round))
+                if futures_left:  # wake as soon as a job finishes
+                    timeout = min(next_round, 10) if watching else 10
+                    version = self.backend.wait_for_change(version, timeout, finished=True)
+                elif watching:  # at most a round per ROUND_SECONDS, then on the next change
+                    if self._wake.wait(next_round):
+                        continue
+                    version = self.backend.wait_for_change(version, 10)
+                else:
+                    self._wake.wait()  # idle: until something is added
+        except Exception as e:  # the service is gone: nothing pending can finish now
+            with self._lock:
+                futures, self._futures, self._runs = dict(self._futures), {}, {}
+            for future in futures.values():
+                future.fail(e)
+
+    def _settle(self, futures: dict[str, Pending]) -> None:
+        for detail in self.backend.describe(list(futures)):
+            if futures[detail["jobId"]].settle(detail):
+                with self._lock:
+                    self._futures.pop(detail["jobId"], None)
+
+    def _refresh(self, runs: list[_Watched]) -> None:
+        self.rounds += 1
+        for watched in runs:
+            snap = watched.lead.snapshot(max_age=0)
+            with self._lock:
+                watched.latest = snap
+                callbacks = list(watched.callbacks)
+                if snap.final and self._runs.get(watched.lead.id) is watched:
+                    del self._runs[watched.lead.id]  # nothing more will change
+            for callback in callbacks:
+                try:
+                    callback(snap)
+                except Exception:  # a broken view must not stop the others (nor print here)
+                    with self._lock:
+                        if callback in watched.callbacks:
+                            watched.callbacks.remove(callback)
+
+
+_watchers: dict[int, Watcher] = {}
+_watchers_lock = threading.Lock()
+
+
+def watcher(backend: Backend) -> Watcher:
+    """The backend's watcher (started on first use; again if it ended)."""
+    with _watchers_lock:
+        found = _watchers.get(id(backend))
+        if found is None or not found.is_alive():
+            found = _watchers[id(backend)] = Watcher(backend)
+            found.start()
+        return found
+
+
+def shared_snapshot(backend: Backend, run_id: str) -> Snapshot | None:
+    """The newest snapshot the backend's watcher took of a run it watches (None: no watcher,
+    or it does not watch that run): what every handle of the run can show."""
+    found = _watchers.get(id(backend))
+    return found.latest(run_id) if found is not None else None
