@@ -22,7 +22,7 @@ _LAZY = {
     "jobs": "batchbook.functions.api",
     "map": "batchbook.functions.api",
     "submit": "batchbook.functions.futures",
-    "use": "batchbook.functions.backend",
+    "use": "batchbook.functions.backends",
 }
 
 __all__ = [

@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
-from batchbook.functions.backend import Backend, current
+from batchbook.functions.backend import Backend
+from batchbook.functions.backends import current
 from batchbook.functions.futures import Job
 from batchbook.functions.ledger import read_ledger
 from batchbook.functions.mapjob import MapJob

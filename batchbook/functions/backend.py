@@ -9,15 +9,14 @@
 :class:`Backend` is both, with what every implementation shares (the runner's job
 definition, describing jobs 100 ids a call, the pre-flight check of the worker's
 interpreter). :class:`~batchbook.functions.local_backend.LocalBackend` is the local
-engine's. :func:`use` picks one (also as a context manager); nothing above knows which.
+engine's. :func:`batchbook.functions.backends.use` picks one (also as a context manager); nothing
+above knows which.
 """
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import warnings
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -267,60 +266,20 @@ def mapped_error(e: Any, operation: str | None = None) -> BatchbookError:
     return mapped
 
 
-_current: Backend | None = None
+_current: Backend | None = None  # the backend maps go to (see batchbook.functions.backends)
 _current_lock = threading.Lock()
-BACKENDS = ("local", "aws")
 
 
-def use(
-    backend: str | os.PathLike[str] = "local",
-    *,
-    state_dir: str | os.PathLike[str] | None = None,
-    store: str | None = None,
-    region: str | None = None,
-    queue: str | None = None,
-    profile: str | None = None,
-) -> Backend:
-    """Make ``backend`` the one batchbook submits to, and return it.
-
-    ``"local"`` (the default): the local engine of ``state_dir`` (default
-    ``~/.batchbook/local``), started if it is not running. ``store``: where payloads and
-    results go (default: a folder in the state dir; ``"s3://bucket/prefix"`` for S3, with
-    ``profile`` naming the AWS profile to reach it). ``queue``: the default job queue.
-    ``"aws"``: AWS Batch itself (not available yet). It finds the service and builds its
-    clients at once, so the first map pays no set-up. ``with batch.use(...):`` restores
-    the previous backend afterwards.
-    """
-    if isinstance(backend, os.PathLike) or backend not in BACKENDS:  # the old use(state_dir)
-        if state_dir is not None:
-            raise ClientError(f"backend: {backend!r:.60} is not one of {', '.join(BACKENDS)}")
-        warnings.warn(
-            "batch.use(path) is deprecated; use batch.use(state_dir=path)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        backend, state_dir = "local", backend
-    if backend == "aws":
-        raise ClientError(
-            "backend: 'aws' is not available yet; batchbook runs on the local engine for now "
-            "(batch.use('local'))"
-        )
-    from batchbook.functions.local_backend import LocalBackend
-
-    chosen = LocalBackend.open(state_dir, store=store, region=region, queue=queue, profile=profile)
+def make_current(backend: Backend) -> Backend:
+    """``backend`` is the current one from now on (the one before it comes back at the end of
+    its ``with`` block)."""
     global _current
     with _current_lock:
-        chosen._previous.append(_current)
-        _current = chosen
-    return chosen
+        backend._previous.append(_current)
+        _current = backend
+    return backend
 
 
-def current() -> Backend:
-    """The backend in use: the default local one on first call."""
-    global _current
+def current_or_none() -> Backend | None:
     with _current_lock:
-        if _current is None:
-            from batchbook.functions.local_backend import LocalBackend
-
-            _current = LocalBackend.open()
         return _current

@@ -13,7 +13,8 @@ from typing import Any, Protocol
 
 from batchbook.errors import ClientError
 from batchbook.functions import environment
-from batchbook.functions.backend import Backend, current
+from batchbook.functions.backend import Backend
+from batchbook.functions.backends import current
 from batchbook.functions.ledger import record_run
 from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (

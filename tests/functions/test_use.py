@@ -9,7 +9,7 @@ import pytest
 
 import batchbook as batch
 from batchbook.errors import ClientError
-from batchbook.functions import backend as backends
+from batchbook.functions import backends
 from batchbook.functions.backend import Backend
 from batchbook.functions.objects import FolderStore, S3Store
 from tests.conftest import BUCKET
