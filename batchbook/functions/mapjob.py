@@ -104,6 +104,7 @@ class MapJob:
         self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
         self._snapshot: Snapshot | None = None  # the latest, reused for SNAPSHOT_SECONDS
+        self._chunk_status: dict[int, str] = {}  # what the latest snapshot learned per chunk
         self._version = 0
         self._lock = threading.RLock()
         self.deleted = False  # by delete(): its stored data is gone
@@ -262,6 +263,7 @@ class MapJob:
                         calls += pages
                         known.update((c["arrayProperties"]["index"], wanted) for c in found)
             known.update((i, d["status"]) for i, d in self._details.items())
+            self._chunk_status = known
             self._read_outcomes()
             done_in = [0] * len(self.chunks)
             size = self.manifest["chunksize"]
@@ -293,14 +295,23 @@ class MapJob:
 
     def _describe_unfinished_chunks(self) -> int:
         """Describe the chunks not known to be final (100 a call); the calls it took."""
-        ids = self.chunk_job_ids
-        todo = [i for i in range(len(ids)) if self._details.get(i, {}).get("status") not in FINAL]
+        return self._describe_chunks(
+            [
+                i
+                for i in range(len(self.chunks))
+                if self._details.get(i, {}).get("status") not in FINAL
+            ]
+        )
+
+    def _describe_chunks(self, chunks: list[int]) -> int:
+        """DescribeJobs of these chunks' children (100 a call), kept; the calls it took."""
         if len(self.chunks) == 1:
             self._details[0] = self._parent
             return 0
-        for detail in self.backend.describe([ids[i] for i in todo]):
+        ids = self.chunk_job_ids
+        for detail in self.backend.describe([ids[i] for i in chunks]):
             self._details[detail["arrayProperties"]["index"]] = detail
-        return -(-len(todo) // MAX_DESCRIBE_JOBS)
+        return -(-len(chunks) // MAX_DESCRIBE_JOBS)
 
     def _children(self, rows: slice, status: str | None) -> tuple[list[dict[str, Any]], int]:
         """ListJobs summaries of the children (of ``status``, else every status) in ``rows``,
@@ -364,17 +375,38 @@ class MapJob:
         return self  # the last _refresh read every result; per-chunk details come when asked
 
     def as_completed(self, return_exceptions: bool = False) -> Iterator[tuple[int, Any]]:
-        """``(index, result)`` as inputs finish; a failed input raises unless ``return_exceptions``."""
+        """``(index, result)`` as inputs finish; a failed input raises unless ``return_exceptions``.
+
+        Each round is a snapshot (a few calls, whatever the number of children), then a wait
+        for news; only the children that failed are described, for their reasons.
+        """
         given: set[int] = set()
         while len(given) < self.size:
-            self._refresh(details=True)
-            for i in range(self.size):
-                if i in given:
-                    continue
-                status, _, _ = self._input_state(i)
-                if status in FINAL:
-                    given.add(i)
-                    yield i, self._result(i, return_exceptions)
+            snap = self.snapshot(max_age=0)
+            if self.follow_ups:  # inputs a retry_failed() run holds: each input's own state
+                ready = [i for i in range(self.size) if self._input_state(i)[0] in FINAL]
+            else:
+                failed = {c for c, status in self._chunk_status.items() if status == "FAILED"}
+                if snap.final:
+                    failed = set(range(len(self.chunks)))
+                outcomes = self._outcomes
+                ready = [i for i, o in outcomes.items() if o.ok]
+                unfinished = {  # failed chunks' inputs without a value: they are final too
+                    c: [i for i in range(*self.chunks[c]) if not (i in outcomes and outcomes[i].ok)]
+                    for c in failed
+                }
+                unfinished = {c: inputs for c, inputs in unfinished.items() if inputs}
+                self._describe_chunks(  # for their reasons
+                    [
+                        c
+                        for c in sorted(unfinished)
+                        if self._details.get(c, {}).get("status") not in FINAL
+                    ]
+                )
+                ready += [i for inputs in unfinished.values() for i in inputs]
+            for i in sorted(set(ready) - given):
+                given.add(i)
+                yield i, self._result(i, return_exceptions)
             if len(given) < self.size:
                 self._version = self.backend.wait_for_change(self._version, 10)
 
