@@ -108,14 +108,11 @@ class FolderStore:
     def list(self, prefix: str) -> list[tuple[str, int]]:
         folder = prefix.rpartition("/")[0]
         base = self._path(folder) if folder else self.root
-        out = [
-            (key, size)
-            for key, size in self._walk(base, f"{folder}/" if folder else "")
-            if key.startswith(prefix)
-        ]
-        return sorted(out)
+        return sorted(self._walk(base, f"{folder}/" if folder else "", prefix))
 
-    def _walk(self, folder: Path, key_prefix: str) -> Iterator[tuple[str, int]]:
+    def _walk(self, folder: Path, key_prefix: str, prefix: str) -> Iterator[tuple[str, int]]:
+        """The objects under ``folder`` whose keys start with ``prefix``; a folder whose keys
+        cannot is not entered (``runs/x/run.json`` reads no results folder)."""
         try:
             entries = list(os.scandir(folder))
         except (FileNotFoundError, NotADirectoryError):
@@ -125,8 +122,10 @@ class FolderStore:
                 continue  # a write in progress
             key = key_prefix + entry.name
             if entry.is_dir(follow_symlinks=False):
-                yield from self._walk(Path(entry.path), key + "/")
-            else:
+                inner = key + "/"
+                if inner.startswith(prefix) or prefix.startswith(inner):
+                    yield from self._walk(Path(entry.path), inner, prefix)
+            elif key.startswith(prefix):
                 try:
                     yield key, entry.stat().st_size
                 except FileNotFoundError:
