@@ -346,9 +346,9 @@ class MapJob:
         started = next_why = time.monotonic()
         while True:
             self._refresh()
-            if bar is not None:
-                ok = sum(o.ok for o in self._outcomes.values())
-                bar.show(ok, len(self._outcomes) - ok, time.monotonic() - started)
+            if bar is not None:  # a snapshot: failures counted once final, not while retried
+                snap = self.snapshot(max_age=PROGRESS_SECONDS)
+                bar.show(snap.done, snap.failed, time.monotonic() - started)
             left = None if deadline is None else deadline - time.monotonic()
             if self.done or (left is not None and left <= 0):
                 break
@@ -371,6 +371,8 @@ class MapJob:
                 self._version, step if left is None else min(left, step), waiting
             )
         if bar is not None:
+            snap = self.snapshot(max_age=0)  # the last line says how it ended
+            bar.show(snap.done, snap.failed, time.monotonic() - started, last=True)
             bar.close()
         return self  # the last _refresh read every result; per-chunk details come when asked
 
@@ -798,11 +800,11 @@ class _TextBar:
         self.total = total
         self._last = 0.0
 
-    def show(self, done: int, failed: int, elapsed: float) -> None:
-        """``done`` inputs have a value, ``failed`` ended in an error (it may be retried)."""
+    def show(self, done: int, failed: int, elapsed: float, last: bool = False) -> None:
+        """``done`` inputs have a value, ``failed`` ended without one."""
         now = time.monotonic()
         finished = done + failed
-        if now - self._last < 0.2 and finished < self.total:
+        if now - self._last < 0.2 and not last:
             return
         self._last = now
         width = 30

@@ -512,6 +512,7 @@ def test_wait_draws_a_progress_bar_in_terminals(
     with open(slave, "w", closefd=True) as terminal:
         monkeypatch.setattr(sys, "stderr", terminal)
         batch.map(square_or_none, range(20), chunksize=5).wait()
+        batch.map(fails_on_seven, range(10), chunksize=5).wait()  # one input fails
     os.set_blocking(master, False)
     parts = []
     while True:  # a pty hands out what was written in pieces: read until nothing is left
@@ -525,6 +526,7 @@ def test_wait_draws_a_progress_bar_in_terminals(
     drawn = b"".join(parts).decode()
     os.close(master)
     assert "20/20 finished (20 done)" in drawn and "[##############################]" in drawn
+    assert "10/10 finished (9 done, 1 failed)" in drawn  # finished, not stuck at 9/10
 
 
 def test_a_refused_submission_leaves_no_run_behind(backend: Backend) -> None:
