@@ -275,7 +275,9 @@ class Registry:
         if not container.get("image"):
             raise ClientError("containerProperties.image: required")
         job_resources(container, None)
+        check_command(container.get("command"), "containerProperties.command")
         check_env(container.get("environment"), "containerProperties.environment")
+        check_parameters(req.get("parameters"), "parameters")
         check_tags(req.get("tags"), "tags")
         RetryStrategy.from_api(req.get("retryStrategy"))
         check_timeout(req.get("timeout"), min_timeout)
@@ -402,10 +404,32 @@ class Registry:
 def check_env(env: list[dict[str, str]] | None, field: str) -> None:
     for i, pair in enumerate(env or []):
         name = pair.get("name") or ""
-        if not name or name.startswith("AWS_BATCH"):
+        if not name or name.startswith("AWS_BATCH") or "=" in name:
             raise ClientError(
-                f"{field}[{i}].name: {name!r} is not allowed; names must be non-empty and not start with AWS_BATCH"
+                f"{field}[{i}].name: {name!r:.80} is not allowed; names must be non-empty, "
+                "without '=', and not start with AWS_BATCH"
             )
+        check_process_text(f"{field}[{i}].name", name)
+        check_process_text(f"{field}[{i}].value", pair.get("value") or "")
+
+
+def check_command(command: list[str] | None, field: str) -> None:
+    for i, arg in enumerate(command or []):
+        check_process_text(f"{field}[{i}]", arg)
+
+
+def check_parameters(parameters: dict[str, str] | None, field: str) -> None:
+    """``Ref::name`` values end up in the command: the same rules as the command's."""
+    for name, value in (parameters or {}).items():
+        check_process_text(f"{field}.{name}", value)
+
+
+def check_process_text(field: str, text: str) -> None:
+    """What a process's argv or environment can hold: no NUL byte (the OS refuses one)."""
+    if "\x00" in text:
+        raise ClientError(
+            f"{field}: contains a NUL byte (\\x00), which no command or environment can hold"
+        )
 
 
 def check_tags(tags: dict[str, str] | None, field: str) -> None:

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.jobs import JobSpec, JobState
-from batchbook.engine.registry import Registry, check_env, check_tags, check_timeout
+from batchbook.engine.registry import (
+    Registry,
+    check_command,
+    check_env,
+    check_parameters,
+    check_tags,
+    check_timeout,
+)
 from batchbook.engine.resources import job_resources
 from batchbook.engine.retry import RetryStrategy
 from batchbook.errors import ClientError
@@ -55,6 +62,8 @@ def parse_submit_job(
     check_range("arrayProperties.size", array_size, *ARRAY_SIZE)
     overrides = req.get("containerOverrides") or {}
     check_env(overrides.get("environment"), "containerOverrides.environment")
+    check_command(overrides.get("command"), "containerOverrides.command")
+    check_parameters(req.get("parameters"), "parameters")
     resources = job_resources(jobdef["containerProperties"], overrides)
     if not (overrides.get("command") or jobdef["containerProperties"].get("command")):
         raise ClientError(

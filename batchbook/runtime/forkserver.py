@@ -212,7 +212,10 @@ class ForkServer:
             else:
                 scratch = os.path.join(self.scratch_root, task_id)
                 os.makedirs(scratch, exist_ok=True)
-            mode, args, compiled = self.plan(argv, env_delta)
+            try:
+                mode, args, compiled = self.plan(argv, env_delta)
+            except Exception as e:  # one request's fault: its child says so, nothing else stops
+                mode, args, compiled = "refused", [f"{type(e).__name__}: {e}"], None
             if mode == "m" and not self.warm:
                 self.warm_up()
             ready.append((task_id, log_path, scratch, *os.pipe(), mode, args, compiled, env_delta))
@@ -299,16 +302,18 @@ class ForkServer:
             if self.wake_r >= 0:  # exits are seen through SIGCHLD: not the child's business
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if mode == "refused":  # the request could not even be planned
+                os.write(2, f"CannotStartContainerError: {args[0]}\n".encode())
+                os._exit(127)
             if mode == "exec":  # what this interpreter ignores stays ignored across exec
                 signal.signal(signal.SIGPIPE, signal.SIG_DFL)
                 signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
                 try:
                     os.execvpe(args[0], args, {**self.base_env, **env_delta})
-                except OSError as exc:
-                    os.write(
-                        2,
-                        f"CannotStartContainerError: {args[0] if args else ''}: {exc.strerror}\n".encode(),
-                    )
+                except (OSError, ValueError) as exc:  # ValueError: a NUL byte in it
+                    why = exc.strerror if isinstance(exc, OSError) else str(exc)
+                    name = (args[0] if args else "").replace("\x00", "\\x00")
+                    os.write(2, f"CannotStartContainerError: {name}: {why}\n".encode())
                     os._exit(127)
             # Signal dispositions are this interpreter's, as a fresh one has them.
             code = run_python(mode, args, compiled, env_delta, self.base_path)

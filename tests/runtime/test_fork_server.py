@@ -93,3 +93,19 @@ def test_many_children_at_once_under_a_low_file_limit(tmp_path: Path) -> None:
     code = "import resource, time; time.sleep(0.5); print(resource.getrlimit(resource.RLIMIT_NOFILE)[0])"
     results = run_all(tmp_path, [["python", "-c", code]] * 60, max_fds=64)
     assert results == [(0, ["64"])] * 60
+
+
+def test_a_request_that_cannot_start_fails_alone(tmp_path: Path) -> None:
+    """A command no process can have (a NUL byte) fails its own attempt, exit 127 with a
+    reason in its log; the fork server and the attempts beside it go on."""
+    results = run_all(
+        tmp_path,
+        [
+            ["/usr/bin/python3\x00", "-c", "pass"],  # refused while it is planned, here
+            ["python", "-c", "print('beside it')"],
+            ["sh\x00x"],  # refused by exec, in the child
+        ],
+    )
+    assert results[0][0] == 127 and "CannotStartContainerError: ValueError" in results[0][1][0]
+    assert results[1] == (0, ["beside it"])
+    assert results[2][0] == 127 and "embedded null" in results[2][1][0]

@@ -292,3 +292,61 @@ def raw(
         return resp.status, dict(resp.getheaders()), json.loads(payload) if payload else {}
     finally:
         conn.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"command": ["python\x00", "-c", "pass"]}, "containerOverrides.command[0]"),
+        ({"command": ["python", "-c", "print('a\x00b')"]}, "containerOverrides.command[2]"),
+        (
+            {"environment": [{"name": "A=B", "value": "x"}]},
+            "containerOverrides.environment[0].name",
+        ),
+        (
+            {"environment": [{"name": "A\x00", "value": "x"}]},
+            "containerOverrides.environment[0].name",
+        ),
+        (
+            {"environment": [{"name": "A", "value": "x\x00y"}]},
+            "containerOverrides.environment[0].value",
+        ),
+    ],
+)
+def test_what_no_process_can_hold_is_refused_by_field(
+    batch: Any, overrides: dict[str, Any], field: str
+) -> None:
+    make_queue(batch)
+    make_jobdef(batch)
+    error = error_of(
+        batch.submit_job,
+        jobName="bad",
+        jobQueue="q",
+        jobDefinition="py",
+        containerOverrides=overrides,
+    )
+    assert error["code"] == "ClientException" and error["message"].startswith(field + ":")
+    # the engine and its fork server go on: the next job runs
+    job = batch.submit_job(jobName="good", jobQueue="q", jobDefinition="py")["jobId"]
+    assert wait_jobs(batch, [job])[0]["status"] == "SUCCEEDED"
+
+
+def test_job_definitions_and_parameters_are_checked_alike(batch: Any) -> None:
+    error = error_of(
+        batch.register_job_definition,
+        jobDefinitionName="nul",
+        type="container",
+        containerProperties={
+            "image": "x",
+            "command": ["python", "-c\x00"],
+            "vcpus": 1,
+            "memory": 64,
+        },
+    )
+    assert error["message"].startswith("containerProperties.command[1]: contains a NUL byte")
+    make_queue(batch)
+    make_jobdef(batch)
+    error = error_of(
+        batch.submit_job, jobName="p", jobQueue="q", jobDefinition="py", parameters={"x": "a\x00"}
+    )
+    assert error["message"].startswith("parameters.x: contains a NUL byte")
