@@ -274,7 +274,7 @@ class Registry:
             raise ClientError("containerProperties: required for a container job definition")
         if not container.get("image"):
             raise ClientError("containerProperties.image: required")
-        job_resources(container, None)
+        job_resources(container, None, "FARGATE" in (req.get("platformCapabilities") or []))
         check_command(container.get("command"), "containerProperties.command")
         check_env(container.get("environment"), "containerProperties.environment")
         check_parameters(req.get("parameters"), "parameters")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +50,17 @@ class Resources:
 NONE = Resources(0, 0, 0)
 
 
-def job_resources(container: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
-    """Resolve a job's requirements: overrides over the job definition, requirements over legacy fields."""
+FARGATE_VCPUS = (0.25, 0.5, 1, 2, 4, 8, 16)
+_WHOLE = re.compile(r"^\d{1,12}$")
+
+
+def job_resources(
+    container: dict[str, Any], overrides: dict[str, Any] | None, fargate: bool = False
+) -> Resources:
+    """Resolve a job's requirements: overrides over the job definition, requirements over
+    legacy fields. VCPU 0.25 to 10,000 in steps of 0.25 (on Fargate one of FARGATE_VCPUS;
+    below 1 on EC2 is a local difference, AWS wants whole vCPUs there); MEMORY a whole
+    number of MiB from 4; GPU a whole number."""
     merged = _requirements(container, "containerProperties")
     if overrides:
         merged.update(_requirements(overrides, "containerOverrides"))
@@ -65,19 +75,30 @@ def job_resources(container: dict[str, Any], overrides: dict[str, Any] | None) -
             "(or the legacy containerProperties.memory)"
         )
     vcpu = _number(merged["VCPU"], "resourceRequirements VCPU")
-    memory = _number(merged["MEMORY"], "resourceRequirements MEMORY")
-    gpus = _number(merged.get("GPU", "0"), "resourceRequirements GPU")
-    if vcpu <= 0 or vcpu > 10_000:
+    if not 0.25 <= vcpu <= 10_000 or vcpu * 4 != int(vcpu * 4):
         raise ClientError(
-            f"resourceRequirements VCPU: {vcpu:g} is out of range; allowed 0.25 to 10000"
+            f"resourceRequirements VCPU: {merged['VCPU']!r:.40} is not allowed; use 0.25 to "
+            "10000 in steps of 0.25"
         )
-    if memory < 4 or memory != int(memory):
+    if fargate and vcpu not in FARGATE_VCPUS:
         raise ClientError(
-            f"resourceRequirements MEMORY: {memory:g} is not valid; a whole number of MiB >= 4"
+            f"resourceRequirements VCPU: {vcpu:g} is not a Fargate size; use one of "
+            f"{', '.join(f'{v:g}' for v in FARGATE_VCPUS)}"
         )
-    if gpus < 0 or gpus != int(gpus):
-        raise ClientError(f"resourceRequirements GPU: {gpus:g} is not valid; a whole number >= 0")
-    return Resources(round(vcpu * 1000), int(memory), int(gpus))
+    memory = _whole(merged["MEMORY"], "resourceRequirements MEMORY", "of MiB, 4 or more", 4)
+    gpus = _whole(merged.get("GPU", "0"), "resourceRequirements GPU", "", 0)
+    return Resources(round(vcpu * 1000), memory, gpus)
+
+
+def _whole(value: Any, field: str, unit: str, low: int) -> int:
+    """A whole number given as AWS gives them (a string of digits, or an int)."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    if not _WHOLE.match(text) or int(text) < low:
+        raise ClientError(
+            f"{field}: {value!r:.40} is not allowed; use a whole number {unit}".rstrip()
+            + (f" (at least {low})" if low and not unit else "")
+        )
+    return int(text)
 
 
 def _requirements(container: dict[str, Any], field: str) -> dict[str, str]:

@@ -64,7 +64,8 @@ def parse_submit_job(
     check_env(overrides.get("environment"), "containerOverrides.environment")
     check_command(overrides.get("command"), "containerOverrides.command")
     check_parameters(req.get("parameters"), "parameters")
-    resources = job_resources(jobdef["containerProperties"], overrides)
+    fargate = "FARGATE" in jobdef.get("platformCapabilities", [])
+    resources = job_resources(jobdef["containerProperties"], overrides, fargate)
     if not (overrides.get("command") or jobdef["containerProperties"].get("command")):
         raise ClientError(
             "containerOverrides.command: the local engine runs no images, so a command is required"

@@ -67,7 +67,43 @@ ROOT = Path(__file__).resolve().parents[2]
         ),
         (
             {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "lots"}]}},
-            r"MEMORY: 'lots' is not a number",
+            r"MEMORY: 'lots' is not allowed; use a whole number of MiB, 4 or more",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "VCPU", "value": "0.0001"}]}},
+            r"VCPU: '0.0001' is not allowed; use 0.25 to 10000 in steps of 0.25",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "VCPU", "value": "0.1"}]}},
+            r"VCPU: '0.1' is not allowed",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "VCPU", "value": "0.3"}]}},
+            r"VCPU: '0.3' is not allowed",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "VCPU", "value": "nan"}]}},
+            r"VCPU: 'nan' is not a finite number",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "1e30"}]}},
+            r"MEMORY: '1e30' is not allowed; use a whole number of MiB",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "nan"}]}},
+            r"MEMORY: 'nan' is not allowed",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "0.1"}]}},
+            r"MEMORY: '0.1' is not allowed",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "MEMORY", "value": "3"}]}},
+            r"MEMORY: '3' is not allowed",
+        ),
+        (
+            {"containerOverrides": {"resourceRequirements": [{"type": "GPU", "value": "0.5"}]}},
+            r"GPU: '0.5' is not allowed; use a whole number",
         ),
         ({"parameters": {"big": "x" * 31_000}}, r"at most 30720 bytes"),
     ],
@@ -209,6 +245,29 @@ def test_the_model_is_the_dated_copy_in_the_package_not_botocores() -> None:
         path = resources.files("batchbook").joinpath("models", index[service])
         assert service_model(service).api_version in index[service]
         assert path.is_file()  # shipped as package data (pyproject's package-data)
+
+
+def test_fargate_takes_only_its_sizes(engine: Engine) -> None:
+    base = {
+        "jobDefinitionName": "f",
+        "type": "container",
+        "platformCapabilities": ["FARGATE"],
+        "containerProperties": {"image": "x", "command": ["true"], "memory": 512},
+    }
+    for vcpus in ("0.25", "0.5", "16"):
+        props = {
+            **base["containerProperties"],
+            "resourceRequirements": [{"type": "VCPU", "value": vcpus}],
+        }
+        engine.register_job_definition({**base, "containerProperties": props})
+    props = {
+        **base["containerProperties"],
+        "resourceRequirements": [{"type": "VCPU", "value": "3"}],
+    }
+    with pytest.raises(
+        ClientError, match=r"VCPU: 3 is not a Fargate size; use one of 0.25, 0.5, 1, 2, 4, 8, 16"
+    ):
+        engine.register_job_definition({**base, "containerProperties": props})
 
 
 def test_delete_needs_disabled_and_unused(engine: Engine) -> None:
