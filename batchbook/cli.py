@@ -90,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
         # Started by a client (discovery): the service runs on in a grandchild, which is
         # nobody's child but init's, so no client is left holding a zombie after it stops.
         os._exit(0)
-    from batchbook.errors import StateDirInUse
+    from batchbook.errors import StateDirInUse, UnsafeStateDir
     from batchbook.server.service import run_service
 
     try:
@@ -102,7 +102,7 @@ def serve(args: argparse.Namespace) -> int:
             min_timeout_seconds=args.min_timeout,
             preload=tuple(filter(None, args.preload.split(","))),
         )
-    except (StateDirInUse, OSError) as e:
+    except (StateDirInUse, UnsafeStateDir, OSError) as e:
         print(f"batchbook serve: {e}", file=sys.stderr)
         return 1
 

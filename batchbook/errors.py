@@ -14,6 +14,7 @@ errors back onto the same classes.
     ├── ServerError            (ServerException, HTTP 500: a real internal fault)
     ├── ServiceUnavailable     (the local service could not be started or reached)
     ├── StateDirInUse          (another engine owns the state directory)
+    ├── UnsafeStateDir         (a state directory not yours, or writable by others)
     ├── SerializationError     (a function, input or result cannot be pickled)
     ├── EnvironmentMismatch    (the worker's Python or packages differ from this one)
     ├── RemoteError            (an input's function call raised on the worker)
@@ -96,6 +97,11 @@ class ServiceUnavailable(BatchbookError):
 
 class StateDirInUse(BatchbookError):
     """Another engine process already owns this state directory."""
+
+
+class UnsafeStateDir(BatchbookError):
+    """A state directory (or its key file) not owned by this user, or open to others: one
+    planted by someone else would run their commands as you. The message names the path."""
 
 
 class SerializationError(BatchbookError):

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from urllib.parse import unquote, urlparse
 
 from batchbook.errors import ClientError
+from batchbook.home import make_private_dirs
 
 MAP_AT_LEAST = 1 << 20  # reads this big map the file instead of copying it
 Data = bytes | memoryview  # what get returns: bytes, or a memory map of a big object
@@ -66,7 +67,7 @@ class FolderStore:
 
     def __init__(self, root: str | Path):
         self.root = Path(root).expanduser().resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        make_private_dirs(self.root)
 
     @property
     def url(self) -> str:
@@ -77,9 +78,10 @@ class FolderStore:
 
     def put(self, key: str, data: Data | list[Any]) -> None:
         path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            make_private_dirs(path.parent)  # inputs and results: yours only
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             view = [memoryview(p) for p in (data if isinstance(data, list) else [data])]
             while view:  # writev may write less than asked: go on from where it stopped

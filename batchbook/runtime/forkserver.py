@@ -299,6 +299,7 @@ class ForkServer:
             if self.nofile_raised:
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
             os.chdir(scratch)
+            os.umask(_child_umask)
             if self.wake_r >= 0:  # exits are seen through SIGCHLD: not the child's business
                 signal.set_wakeup_fd(-1)
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -459,6 +460,7 @@ def load_libc() -> Any:
 
 
 _libc: Any = None  # set by main()
+_child_umask = 0o022  # the umask the fork server was started with: its children get it back
 
 
 def fork() -> int:
@@ -578,7 +580,8 @@ def main() -> None:
     os.dup2(devnull, 1)
     os.close(devnull)
     atexit._clear()
-    global _libc
+    global _libc, _child_umask
+    _child_umask = os.umask(0o077)  # logs and scratch folders are the user's only; jobs get theirs
     _libc = load_libc()
     server = ForkServer(
         ctrl_in, ctrl_out, scratch_root, pidfds="--sigchld" not in options, preload=preload

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from batchbook.engine import StartAttempt
+from batchbook.home import private_dir, private_opener
 from batchbook.runtime.frames import decode_frames, encode
 
 
@@ -22,14 +23,14 @@ class Launcher:
         self.preload = preload
         self.logs_dir = state_dir / "logs"
         self.scratch_dir = state_dir / "scratch"
-        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.scratch_dir)
         self.proc: subprocess.Popen[bytes] | None = None
         self._out = bytearray()
         self._in = bytearray()
 
     def start(self) -> None:
         preload = ["--preload", ",".join(self.preload)] if self.preload else []
-        with open(self.state_dir / "forkserver.log", "ab") as err:
+        with open(self.state_dir / "forkserver.log", "ab", opener=private_opener) as err:
             self.proc = subprocess.Popen(
                 [
                     sys.executable,

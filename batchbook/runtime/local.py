@@ -28,7 +28,7 @@ import psutil
 
 from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
 from batchbook.errors import ClientError, StateDirInUse
-from batchbook.home import default_state_dir
+from batchbook.home import default_state_dir, private_dir, private_opener
 from batchbook.runtime.launcher import Launcher
 from batchbook.runtime.logs import append_event, read_events
 from batchbook.runtime.proc import group_rss, kill_stale_group, signal_group
@@ -84,7 +84,7 @@ class LocalBatch:
     ):
         """``preload``: modules the fork server loads before the first ``python -m`` attempt."""
         self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.state_dir)  # 0700, this user's: refused otherwise
         self._lock_file = _lock_state_dir(self.state_dir)
         self.kill_grace_ms = int(kill_grace_seconds * 1000)
         self.memory_check_ms = int(memory_check_seconds * 1000)
@@ -376,7 +376,8 @@ def _drain(fd: int) -> None:
 
 
 def _lock_state_dir(state_dir: Path) -> Any:
-    lock = open(state_dir / "engine.lock", "a+")  # noqa: SIM115 - held for the engine's lifetime
+    # held for the engine's lifetime
+    lock = open(state_dir / "engine.lock", "a+", opener=private_opener)  # noqa: SIM115
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -13,12 +13,14 @@ import json
 import os
 import re
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl, quote
 
-from batchbook.errors import AuthenticationError
+from batchbook.errors import AuthenticationError, UnsafeStateDir
+from batchbook.home import private_dir
 
 MAX_CLOCK_SKEW_SECONDS = 15 * 60  # AWS's own window
 _AUTH_RE = re.compile(
@@ -37,7 +39,7 @@ def load_credentials(state_dir: Path) -> Credentials:
     """The state dir's access key, made (readable by this user only) if there is none yet."""
     path = state_dir / "credentials.json"
     if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         data = {
             "aws_access_key_id": "BBLOCAL" + secrets.token_hex(7).upper(),
             "aws_secret_access_key": secrets.token_urlsafe(30),
@@ -52,6 +54,12 @@ def load_credentials(state_dir: Path) -> Credentials:
             pass
         finally:
             tmp.unlink()
+    st = os.lstat(path)
+    if st.st_uid != os.getuid() or st.st_mode & 0o077 or not stat.S_ISREG(st.st_mode):
+        raise UnsafeStateDir(
+            f"{path}: must be a file of yours that nobody else can read or write "
+            f"(mode {stat.S_IMODE(st.st_mode):o}, uid {st.st_uid}); remove it and a new key is made"
+        )
     data = json.loads(path.read_text())
     return Credentials(data["aws_access_key_id"], data["aws_secret_access_key"])
 

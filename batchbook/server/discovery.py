@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from batchbook.errors import ServiceUnavailable
-from batchbook.home import default_state_dir
+from batchbook.home import check_private, default_state_dir, private_dir, private_opener
 from batchbook.server.auth import Credentials, load_credentials
 from batchbook.server.routes import INTERPRETER_PATH, WAIT_PATH
 
@@ -178,9 +178,11 @@ def resolve_state_dir(state_dir: str | os.PathLike[str] | None) -> Path:
 def write_info(state_dir: Path, url: str, port: int) -> None:
     info = {"url": url, "port": port, "pid": os.getpid(), "startedAt": int(time.time() * 1000)}
     tmp = state_dir / f".{INFO_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps(info))
+    with open(tmp, "w", opener=private_opener) as f:
+        f.write(json.dumps(info))
     tmp.replace(state_dir / INFO_FILE)
-    (state_dir / PORT_FILE).write_text(f"{port}\n")
+    with open(state_dir / PORT_FILE, "w", opener=private_opener) as f:
+        f.write(f"{port}\n")
 
 
 def last_port(state_dir: Path) -> int:
@@ -204,6 +206,8 @@ def remove_info(state_dir: Path) -> None:
 def find_service(state_dir: str | os.PathLike[str] | None = None) -> Service | None:
     """The live service of ``state_dir``, or None (a stale discovery file counts as none)."""
     state_dir = resolve_state_dir(state_dir)
+    if state_dir.exists():
+        check_private(state_dir)  # never talk to (or sign for) a service someone else planted
     try:
         info = json.loads((state_dir / INFO_FILE).read_text())
         url, pid = info["url"], int(info["pid"])
@@ -219,7 +223,8 @@ def ensure_service(
 ) -> Service:
     """The state dir's running service, started (detached) if there is none."""
     state_dir = resolve_state_dir(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(state_dir)  # 0700, this user's: refused otherwise
+    load_credentials(state_dir)  # made now if new; a key file others can read is refused here
     service = find_service(state_dir)
     if service is not None:
         return service
@@ -260,7 +265,7 @@ def stop_service(state_dir: str | Path | None = None, timeout: float = 30.0) -> 
 
 def _start(state_dir: Path, serve_args: list[str]) -> None:
     read_fd, write_fd = os.pipe()
-    log = open(state_dir / "service.log", "ab")  # noqa: SIM115 - handed to the child
+    log = open(state_dir / "service.log", "ab", opener=private_opener)  # noqa: SIM115 - the child's
     try:
         proc = subprocess.Popen(
             [
@@ -312,7 +317,7 @@ def _answers(url: str, pid: int, state_dir: Path) -> bool:
 
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    with open(path, "a") as f:
+    with open(path, "a", opener=private_opener) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
