@@ -112,6 +112,14 @@ def verify(
     names = signed_headers.split(";")
     if "host" not in names:
         raise AuthenticationError("'Host' must be a signed header", "InvalidSignatureException")
+    body_hash = hashlib.sha256(body).hexdigest()  # of the body as it came, never as claimed
+    claimed = headers.get("x-amz-content-sha256")
+    if claimed is not None and not hmac.compare_digest(claimed, body_hash):
+        raise AuthenticationError(
+            "The request body does not match its X-Amz-Content-SHA256 (or is unsigned); "
+            "sign the body itself",
+            "InvalidSignatureException",
+        )
     path, _, query = raw_path.partition("?")
     canonical = "\n".join(
         [
@@ -120,7 +128,7 @@ def verify(
             _canonical_query(query),
             "".join(f"{n}:{' '.join(headers.get(n, '').split())}\n" for n in names),
             signed_headers,
-            headers.get("x-amz-content-sha256") or hashlib.sha256(body).hexdigest(),
+            body_hash,
         ]
     )
     scope = f"{day}/{region}/{service}/aws4_request"

@@ -206,7 +206,36 @@ def test_signature_is_required_and_checked(service: Service, batch: Any) -> None
     request = signed_request(service, "/v1/describejobqueues", b'{"maxResults": 1}')
     status, _, body = raw(service, "POST", "/v1/describejobqueues", b'{"maxResults": 2}', request)
     assert status == 403 and body["__type"] == "InvalidSignatureException"
+    # ...even when the signature covers a body hash header: the body itself is hashed
+    path = "/v1/describejobqueues"
+    for claimed in ("hash of the signed body", "UNSIGNED-PAYLOAD"):
+        signed = signed_with_hash_header(service, path, b'{"maxResults": 1}', claimed)
+        status, _, body = raw(service, "POST", path, b'{"jobQueues": ["other"]}', signed)
+        assert status == 403 and body["__type"] == "InvalidSignatureException"
+        assert "does not match its X-Amz-Content-SHA256" in body["message"]
+    honest = signed_with_hash_header(service, path, b'{"maxResults": 1}', "hash of the signed body")
+    assert raw(service, "POST", path, b'{"maxResults": 1}', honest)[0] == 200
     assert batch.describe_job_queues()["jobQueues"] == []  # the right key still works
+
+
+def signed_with_hash_header(
+    service: Service, path: str, body: bytes, claimed: str
+) -> dict[str, str]:
+    """A request signed (by botocore) with an X-Amz-Content-SHA256 header among its signed
+    headers: the body's own hash, or UNSIGNED-PAYLOAD; a replay with another body keeps it."""
+    import hashlib
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    value = hashlib.sha256(body).hexdigest() if claimed != "UNSIGNED-PAYLOAD" else claimed
+    request = AWSRequest("POST", service.url + path, data=body)
+    request.headers["Content-Type"] = "application/json"
+    request.headers["X-Amz-Content-SHA256"] = value
+    creds = Credentials(service.credentials.access_key, service.credentials.secret_key)
+    SigV4Auth(creds, "batch", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
 
 
 def test_key_file_is_private_and_service_is_loopback_only(service: Service) -> None:
