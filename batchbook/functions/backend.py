@@ -203,19 +203,30 @@ def create_queue(
     """A job queue ``name`` on compute environment ``ce`` (default: also ``name``; made if missing).
 
     ``batch`` is a Batch client (boto3's, or anything with its method names: a LocalBatch).
+    Idempotent across processes: one that another made first is taken as it is.
     """
     ce = ce or name
     if not batch.describe_compute_environments(computeEnvironments=[ce])["computeEnvironments"]:
-        batch.create_compute_environment(
+        _unless_made_meanwhile(
+            batch.create_compute_environment,
             computeEnvironmentName=ce,
             type="MANAGED",
             computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": max_vcpus},
         )
-    batch.create_job_queue(
+    _unless_made_meanwhile(
+        batch.create_job_queue,
         jobQueueName=name,
         priority=priority,
         computeEnvironmentOrder=[{"order": 1, "computeEnvironment": ce}],
     )
+
+
+def _unless_made_meanwhile(create: Any, **request: Any) -> None:
+    try:
+        create(**request)
+    except ClientError as e:  # another client made it between our look and now
+        if "already exists" not in str(e):
+            raise
 
 
 class MappedErrors:

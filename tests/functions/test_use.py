@@ -125,3 +125,40 @@ def test_jobs_show_what_each_run_stores_and_cleanup_frees_it(tmp_path: Path) -> 
     from batchbook.server.discovery import stop_service
 
     stop_service(state)
+
+
+def test_four_first_uses_at_once_on_a_fresh_state_dir_all_succeed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    state = tmp_path / "fresh"
+    code = (
+        "import sys, batchbook as batch\n"
+        "batch.use(state_dir=sys.argv[1])\n"
+        "print(batch.map(abs, [-1, -2]).results())\n"
+    )
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(state)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    from batchbook.server.discovery import stop_service
+
+    stop_service(state)
+    assert [p.returncode for p in procs] == [0] * 4, [err[-500:] for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ["[1, 2]"] * 4
+
+
+def test_making_the_default_queue_again_is_harmless(backend: Backend) -> None:
+    """What a second process does when it looked before the first one made the queue."""
+    from batchbook.functions.backend import DEFAULT_QUEUE, create_queue
+
+    create_queue(backend.batch, DEFAULT_QUEUE, 2)  # it exists already: taken as it is
+    assert [q["jobQueueName"] for q in backend.batch.describe_job_queues()["jobQueues"]].count(
+        DEFAULT_QUEUE
+    ) == 1
