@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -27,6 +28,7 @@ from batchbook.errors import (
     EnvironmentMismatch,
     ResourceNotFound,
     ServerError,
+    ServiceUnavailable,
     ThrottlingError,
 )
 from batchbook.functions.objects import ObjectStore
@@ -66,9 +68,17 @@ class Backend:
 
     name = "backend"
 
-    def __init__(self, batch: Any, logs: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
-        self.batch = MappedErrors(batch)
-        self.logs = MappedErrors(logs)
+    def __init__(
+        self,
+        batch: Any,
+        logs: Any,
+        store: ObjectStore,
+        queue: str = DEFAULT_QUEUE,
+        reconnect: Callable[[str], Any] | None = None,
+    ):
+        """``reconnect(service_name)``: a new client once the endpoint stopped answering."""
+        self.batch = MappedErrors(batch, _bind(reconnect, "batch"))
+        self.logs = MappedErrors(logs, _bind(reconnect, "logs"))
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
@@ -229,14 +239,26 @@ def _unless_made_meanwhile(create: Any, **request: Any) -> None:
             raise
 
 
+def _bind(reconnect: Callable[[str], Any] | None, service: str) -> Callable[[], Any] | None:
+    if reconnect is None:
+        return None
+    return lambda: reconnect(service)
+
+
 class MappedErrors:
-    """A boto3 client whose errors arrive as batchbook.errors (the one exception tree)."""
+    """A boto3 client whose errors arrive as batchbook.errors (the one exception tree).
+
+    When the endpoint cannot be reached, ``reconnect`` (if given) is asked for a new client
+    (the local backend finds, or starts, its service again) and the call is made once more;
+    if that fails too, ServiceUnavailable says what to do.
+    """
 
     # the client's own helpers, not operations: passed through as they are
     HELPERS = frozenset({"get_paginator", "get_waiter", "can_paginate", "close", "meta"})
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, reconnect: Callable[[], Any] | None = None):
         self._client = client
+        self._reconnect = reconnect
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._client, name)
@@ -246,11 +268,23 @@ class MappedErrors:
 
         def call(*args: Any, **kwargs: Any) -> Any:
             from botocore.exceptions import ClientError as BotoClientError
+            from botocore.exceptions import ConnectionError as BotoConnectionError
 
             try:
-                return attr(*args, **kwargs)
+                try:
+                    return getattr(self._client, name)(*args, **kwargs)
+                except BotoConnectionError:
+                    if self._reconnect is None:
+                        raise
+                    self._client = self._reconnect()  # the service came back, maybe elsewhere
+                    return getattr(self._client, name)(*args, **kwargs)
             except BotoClientError as e:
                 raise mapped_error(e, operation) from e
+            except BotoConnectionError as e:
+                raise ServiceUnavailable(
+                    f"{operation}: {self._client.meta.endpoint_url} does not answer ({e}); "
+                    "start the service again (batchbook serve, or batch.use()) and retry"
+                ) from e
 
         return call
 

@@ -7,15 +7,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from batchbook.errors import ServiceUnavailable
 from batchbook.functions.backend import DEFAULT_QUEUE, Backend, create_queue
 from batchbook.functions.objects import FolderStore, ObjectStore, open_store
+
+# A service on loopback that refuses a connection is down, not busy: a few tries, then the
+# backend finds (or starts) it again; throttling (batchbook serve --throttle) backs off alike.
+RETRIES = {"retries": {"mode": "adaptive", "max_attempts": 4}}
 
 
 class LocalBackend(Backend):
     name = "local"
 
     def __init__(self, service: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
-        super().__init__(service.client("batch"), service.client("logs"), store, queue)
+        super().__init__(
+            service.client("batch", **RETRIES),
+            service.client("logs", **RETRIES),
+            store,
+            queue,
+            self._reconnect,
+        )
         self.service = service
         self._interpreters: dict[frozenset[str], dict[str, Any]] = {}
 
@@ -58,7 +69,20 @@ class LocalBackend(Backend):
         until_final: list[str] | None = None,
         finished: bool = False,
     ) -> int:
-        return int(self.service.wait_for_change(after, timeout, until_final, finished))
+        try:
+            return int(self.service.wait_for_change(after, timeout, until_final, finished))
+        except ServiceUnavailable:  # stopped, or crashed: find it (or start it) once more
+            self._reconnect("batch")
+            return int(self.service.wait_for_change(0, timeout, until_final, finished))
+
+    def _reconnect(self, service_name: str) -> Any:
+        """The service of this state dir again (found, or started: it may have a new port or
+        be gone); a new client of ``service_name`` on it."""
+        from batchbook.server.discovery import ensure_service
+
+        region = self.service.region
+        self.service = ensure_service(self.service.state_dir).in_region(region)
+        return self.service.client(service_name, **RETRIES)
 
     def worker_interpreter(self, modules: list[str]) -> dict[str, Any]:
         key = frozenset(modules)

@@ -162,3 +162,26 @@ def test_making_the_default_queue_again_is_harmless(backend: Backend) -> None:
     assert [q["jobQueueName"] for q in backend.batch.describe_job_queues()["jobQueues"]].count(
         DEFAULT_QUEUE
     ) == 1
+
+
+def test_a_handle_survives_a_service_restart(tmp_path: Path) -> None:
+    from batchbook.errors import ServiceUnavailable
+    from batchbook.server.discovery import stop_service
+
+    state = tmp_path / "restarted"
+    with batch.use(state_dir=state) as mine:
+        job = batch.map(square, range(4), chunksize=1, retries=1, wait=True)
+        stop_service(state)  # the service is gone; the handle does not know yet
+        assert job.results() == [0, 1, 4, 9]  # read again: the service is found (started) again
+        assert mine.service.url and batch.map(square, [5]).results() == [25]
+        stop_service(state)
+        job.wait()  # also through wait's long-poll
+        stop_service(state)
+        dead = mine.batch._client
+        mine.batch._reconnect = None  # without a way back: a clear error, not botocore's
+        mine.batch._client = dead
+        with pytest.raises(
+            ServiceUnavailable, match=r"DescribeJobs: http://127.0.0.1:\d+ does not answer"
+        ):
+            mine.batch.describe_jobs(jobs=[job.job_id])
+    stop_service(state)
