@@ -60,3 +60,11 @@ def test_readme_opens_with_the_two_commands_and_links_only_inside_the_project() 
     assert lines[0].startswith("pip install -e . && batchbook demo")  # no dev extra to try it
     assert lines[1].startswith('pip install -e ".[dev]" && python -m pytest -q')
     assert "../" not in text  # a newcomer's clone has nothing beside it
+
+
+def test_no_module_holds_more_than_600_lines() -> None:
+    sizes = {
+        str(p.relative_to(ROOT)): len(p.read_text().splitlines())
+        for p in (ROOT / "batchbook").rglob("*.py")
+    }
+    assert {name: n for name, n in sizes.items() if n > 600} == {}

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import json
 import math
 import operator
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -27,19 +25,19 @@ from batchbook.errors import (
     ResourceNotFound,
     SerializationError,
 )
+from batchbook.functions.frame import FRAME_COLUMNS, column_names, describe_error, never_starts
 from batchbook.functions.ledger import read_ledger, record_deleted
-from batchbook.functions.options import chunk_bounds_of
+from batchbook.functions.log_lines import log_lines
 from batchbook.functions.payload import (
     Outcome,
     all_chunks,
     decode_value,
-    gc_paused,
-    read_blocks,
-    results_prefix,
     run_key,
     to_json,
 )
-from batchbook.functions.snapshot import Snapshot, input_statuses
+from batchbook.functions.progress import TextBar
+from batchbook.functions.runstate import RunState
+from batchbook.functions.snapshot import Snapshot, input_statuses, page_children
 from batchbook.functions.submission import resubmit
 from batchbook.functions.watcher import shared_snapshot, watcher
 from batchbook.functions.worker import EXIT_STORE
@@ -58,7 +56,6 @@ from batchbook.wording import count
 if TYPE_CHECKING:
     import pandas as pd
 
-    from batchbook.functions.backend import Backend
 
 PROGRESS_SECONDS = 0.25
 SNAPSHOT_SECONDS = 0.5  # how old a snapshot status() and repr may show
@@ -71,144 +68,10 @@ STAGE_ERRORS: dict[Any, type[BatchbookError]] = {
     "result": SerializationError,
     "environment": EnvironmentMismatch,
 }
-FRAME_COLUMNS = (
-    ("input", "object"),
-    ("result", "object"),
-    ("status", "object"),
-    ("error", "object"),
-    ("traceback", "object"),
-    ("attempts", "int64"),
-    ("started", "datetime"),  # from epoch ms; None -> NaT
-    ("stopped", "datetime"),
-    ("duration", "float64"),
-    ("peak_memory_mib", "float64"),
-    ("log_stream", "object"),
-    ("job_id", "object"),
-)
 
 
-class MapJob:
+class MapJob(RunState):
     """One ``batch.map``: an array job whose child *i* runs chunk *i* of the inputs."""
-
-    def __init__(self, backend: Backend, manifest: dict[str, Any]):
-        self.backend = backend
-        self.manifest = manifest
-        self.id: str = manifest["id"]
-        self.name: str = manifest["name"]
-        self.job_id: str = manifest["jobId"]
-        self.size: int = manifest["n"]
-        self.chunks = chunk_bounds_of(manifest["n"], manifest["chunksize"])
-        self._outcomes: dict[int, Outcome] = {}
-        self._read: set[str] = set()  # results objects read (each is written once, whole)
-        # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
-        self._details: dict[int, dict[str, Any]] = {}
-        self._parent: dict[str, Any] = {}
-        self._snapshot: Snapshot | None = None  # the latest, reused for SNAPSHOT_SECONDS
-        self._chunk_status: dict[int, str] = {}  # what the latest snapshot learned per chunk
-        self._version = 0
-        self._lock = threading.RLock()
-        self.deleted = False  # by delete(): its stored data is gone
-        self.follow_ups: list[MapJob] = []  # retry_failed() runs, merged into this one's results
-        self._covered: dict[int, tuple[MapJob, int]] = {}  # input -> (follow-up, its index)
-        for run_id in manifest.get("followUps", []):
-            self._adopt(MapJob.load(backend, run_id))
-
-    @classmethod
-    def load(cls, backend: Backend, run_id: str) -> MapJob:
-        try:
-            manifest = json.loads(bytes(backend.store.get(run_key(run_id, "run.json"))))
-        except FileNotFoundError:
-            deleted = run_id in read_ledger(backend.store)[1]
-            raise ResourceNotFound(
-                f"run {run_id}: {'it was deleted' if deleted else 'not in the store'}"
-            ) from None
-        if "jobId" not in manifest:  # written before the job existed: the ledger has its id
-            job_ids = {run["id"]: run["jobId"] for run in read_ledger(backend.store)[0]}
-            if run_id not in job_ids:
-                raise ClientError(f"run {run_id}: it was never submitted")
-            manifest["jobId"] = job_ids[run_id]
-        return cls(backend, manifest)
-
-    # ------------------------------------------------------------------ state
-    @property
-    def chunk_job_ids(self) -> list[str]:
-        if len(self.chunks) == 1:
-            return [self.job_id]
-        return [f"{self.job_id}:{i}" for i in range(len(self.chunks))]
-
-    def _chunk_of(self, index: int) -> int:
-        return index // self.manifest["chunksize"]
-
-    def _read_outcomes(self) -> None:
-        """Read the result objects written since the last call."""
-        with gc_paused():  # tens of thousands of small tuples: one collection after, not dozens
-            self._read_new_blocks()
-
-    def _read_new_blocks(self) -> None:
-        store, known = self.backend.store, self._outcomes
-        for key, _ in store.list(results_prefix(self.id)):
-            if key in self._read:
-                continue
-            outcomes = read_blocks(store.get(key))[0]
-            self._read.add(key)
-            if known.keys().isdisjoint(map(_INPUT, outcomes)):  # the usual case: all new
-                known.update(zip(map(_INPUT, outcomes), outcomes, strict=True))
-                continue
-            for o in outcomes:
-                old = known.get(o.input)
-                if old is None or o.attempt >= old.attempt:
-                    known[o.input] = o
-
-    def _refresh(self, details: bool = False) -> None:
-        """Read new results; describe the parent (and the chunks that are not final yet)."""
-        self._check_stored()
-        with self._lock:
-            # Batch first, then the results: a chunk's blocks are on disk before its process
-            # exits, so a chunk seen final here has all its results read below.
-            (self._parent,) = self.backend.describe([self.job_id])
-            if details or len(self.chunks) == 1:
-                ids = self.chunk_job_ids
-                todo = [
-                    i
-                    for i in range(len(ids))
-                    if self._details.get(i, {}).get("status") not in FINAL
-                ]
-                if len(self.chunks) == 1:
-                    self._details[0] = self._parent
-                else:
-                    for detail in self.backend.describe([ids[i] for i in todo]):
-                        self._details[detail["arrayProperties"]["index"]] = detail
-            self._read_outcomes()
-            for follow_up in self.follow_ups:
-                follow_up._refresh(details)
-
-    def _adopt(self, follow_up: MapJob) -> None:
-        self.follow_ups.append(follow_up)
-        for j, i in enumerate(follow_up.manifest["parent"]["indices"]):
-            self._covered[i] = (follow_up, j)
-
-    def _input_state(self, index: int) -> tuple[str, Outcome | None, dict[str, Any] | None]:
-        """(status, outcome, chunk detail) of one input, a retry_failed() run taking precedence."""
-        if index in self._covered:
-            follow_up, j = self._covered[index]
-            return follow_up._input_state(j)
-        outcome = self._outcomes.get(index)
-        detail = self._details.get(self._chunk_of(index))
-        if outcome is not None and outcome.ok:
-            return "SUCCEEDED", outcome, detail
-        status = detail["status"] if detail else self._parent_status_for_chunks()
-        if status == "SUCCEEDED":  # a finished chunk without this input's result: say so
-            status = "FAILED"
-        return status, outcome, detail
-
-    def _parent_status_for_chunks(self) -> str:
-        status = self._parent.get("status", "SUBMITTED")
-        return "PENDING" if status == "SUCCEEDED" and len(self.chunks) > 1 else status
-
-    @property
-    def done(self) -> bool:
-        """True once every chunk (and every retry_failed() run) is final."""
-        return self._parent.get("status") in FINAL and all(f.done for f in self.follow_ups)
 
     def status(self) -> dict[str, int]:
         """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back),
@@ -233,7 +96,9 @@ class MapJob:
                 snap = self._snapshot = self._take_snapshot()
             if rows is None:
                 return snap
-            found, calls = self._children(rows, status)
+            found, calls = page_children(
+                self.backend.batch, self._parent, len(self.chunks), rows, status
+            )
             return dataclasses.replace(snap, rows=tuple(found), calls=calls)
 
     def _take_snapshot(self) -> Snapshot:
@@ -259,7 +124,13 @@ class MapJob:
                 summary = self._parent.get("arrayProperties", {}).get("statusSummary", {})
                 for wanted in ("RUNNING", "STARTING", "FAILED"):
                     if summary.get(wanted):
-                        found, pages = self._children(slice(0, None), wanted)
+                        found, pages = page_children(
+                            self.backend.batch,
+                            self._parent,
+                            len(self.chunks),
+                            slice(0, None),
+                            wanted,
+                        )
                         calls += pages
                         known.update((c["arrayProperties"]["index"], wanted) for c in found)
             known.update((i, d["status"]) for i, d in self._details.items())
@@ -293,56 +164,11 @@ class MapJob:
             calls=calls,
         )
 
-    def _describe_unfinished_chunks(self) -> int:
-        """Describe the chunks not known to be final (100 a call); the calls it took."""
-        return self._describe_chunks(
-            [
-                i
-                for i in range(len(self.chunks))
-                if self._details.get(i, {}).get("status") not in FINAL
-            ]
-        )
-
-    def _describe_chunks(self, chunks: list[int]) -> int:
-        """DescribeJobs of these chunks' children (100 a call), kept; the calls it took."""
-        if len(self.chunks) == 1:
-            self._details[0] = self._parent
-            return 0
-        ids = self.chunk_job_ids
-        for detail in self.backend.describe([ids[i] for i in chunks]):
-            self._details[detail["arrayProperties"]["index"]] = detail
-        return -(-len(chunks) // MAX_DESCRIBE_JOBS)
-
-    def _children(self, rows: slice, status: str | None) -> tuple[list[dict[str, Any]], int]:
-        """ListJobs summaries of the children (of ``status``, else every status) in ``rows``,
-        paged no further than its end; and the calls it took."""
-        if len(self.chunks) == 1:
-            job = [self._parent] if status in (None, self._parent.get("status")) else []
-            return job[rows], 0
-        stop = rows.stop
-        found: list[dict[str, Any]] = []
-        calls = 0
-        for wanted in [status] if status else list(STATUSES):
-            token = None
-            while stop is None or len(found) < stop:
-                page = self.backend.batch.list_jobs(
-                    arrayJobId=self.job_id,
-                    jobStatus=wanted,
-                    maxResults=1000 if stop is None else max(1, min(1000, stop - len(found))),
-                    **({"nextToken": token} if token else {}),
-                )
-                calls += 1
-                found += page["jobSummaryList"]
-                token = page.get("nextToken")
-                if not token:
-                    break
-        return found[rows], calls
-
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = None, progress: bool = True) -> MapJob:
         """Block until every input is final (or ``timeout`` seconds); a text bar in terminals."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        bar = _TextBar(self.size) if progress and sys.stderr.isatty() else None
+        bar = TextBar(self.size) if progress and sys.stderr.isatty() else None
         started = next_why = time.monotonic()
         while True:
             self._refresh()
@@ -538,7 +364,7 @@ class MapJob:
                 args[0] if len(args) == 1 else args,  # the input as it was given
                 outcome.value() if ok and outcome else None,
                 status,
-                _describe_error(error) or _never_starts(status, detail),
+                describe_error(error) or never_starts(status, detail),
                 error.traceback if isinstance(error, RemoteError) else None,
                 number,
                 started,
@@ -601,50 +427,12 @@ class MapJob:
                 return []  # done in an earlier attempt, so this one skipped it
         stream = attempts[number - 1]["container"]["logStreamName"]
         if outcome is None:  # no result there: the attempt's whole log (or its tail)
-            return self._log_lines(stream, 0, None, tail)
+            return log_lines(self.backend.logs, stream, 0, None, tail)
         first, end = outcome.log_start, outcome.log_end
         if tail is not None:
             first = max(first, end - tail)
-        return self._log_lines(stream, first, end, None)
+        return log_lines(self.backend.logs, stream, first, end, None)
 
-    def _outcome_in(self, index: int, attempt: int) -> Outcome | None:
-        """Input ``index``'s outcome in ``attempt`` (the handle keeps only the latest)."""
-        store = self.backend.store
-        prefix = f"{results_prefix(self.id, self._chunk_of(index))}{attempt:02d}-"
-        for key, _ in store.list(prefix):
-            for o in read_blocks(store.get(key))[0]:
-                if o.input == index:
-                    return o
-        return None
-
-    def _log_lines(self, stream: str, first: int, end: int | None, tail: int | None) -> list[str]:
-        """Lines ``first`` to ``end`` of a stream (paged from its head, no further than
-        ``end``), or its last ``tail`` lines (paged from its end)."""
-        logs = self.backend.logs
-        if tail is not None:
-            if tail == 0:
-                return []
-            page = logs.get_log_events(
-                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=tail
-            )
-            return [e["message"] for e in page["events"]][-tail:]
-        lines: list[str] = []
-        token = None
-        while end is None or len(lines) < end:
-            page = logs.get_log_events(
-                logGroupName=LOG_GROUP,
-                logStreamName=stream,
-                startFromHead=True,
-                limit=10_000 if end is None else max(1, min(10_000, end - len(lines))),
-                **({"nextToken": token} if token else {}),
-            )
-            lines += [e["message"] for e in page["events"]]
-            if not page["events"] or page["nextForwardToken"] == token:
-                break
-            token = page["nextForwardToken"]
-        return lines[first:end]
-
-    # ------------------------------------------------------------------ control
     def cancel(
         self, reason: str = "Cancelled by MapJob.cancel()", indices: Iterable[int] | None = None
     ) -> None:
@@ -716,7 +504,7 @@ class MapJob:
                 f"map {self.name}: still running; wait() for it or cancel() it before delete()"
             )
         store = self.backend.store
-        runs = [self, *self.follow_ups]
+        runs: list[MapJob] = [self, *self.follow_ups]
         ids = {run.id for run in runs}
         chained = [run["name"] for run in read_ledger(store)[0] if run.get("source") in ids]
         if chained:
@@ -730,13 +518,6 @@ class MapJob:
         for run in runs:
             store.delete(f"runs/{run.id}/")
             run.deleted = True
-
-    def _check_stored(self) -> None:
-        """ResourceNotFound once the run was deleted (through this handle or any other)."""
-        if not self.deleted and not self.backend.store.list(run_key(self.id, "run.json")):
-            self.deleted = True
-        if self.deleted:
-            raise ResourceNotFound(f"map {self.name} (run {self.id}) was deleted")
 
     def retry_failed(self, **options: Any) -> MapJob:
         """Run just the failed inputs again as a new array; their results merge back into this map."""
@@ -762,60 +543,3 @@ class MapJob:
             return self.snapshot()._repr_html_()
         except ResourceNotFound:
             return f"<div><b>MapJob {html.escape(self.name)}</b>: deleted</div>"
-
-
-def _never_starts(status: str, detail: dict[str, Any] | None) -> str | None:
-    """``cannot start: <reason>`` for a waiting input whose child Batch will never start."""
-    reason = (detail or {}).get("statusReason") or ""
-    return (
-        f"cannot start: {reason}"
-        if status == "RUNNABLE" and reason.startswith(NEVER_STARTS)
-        else None
-    )
-
-
-def column_names(parameters: list[str] | None, width: int) -> list[str]:
-    """The frame's column for each argument of an input: the function's parameter names
-    (recorded at submission), else ``arg0``, ``arg1``, ... (no signature, ``*args``, or a
-    name the frame already uses)."""
-    taken = {name for name, _ in FRAME_COLUMNS}
-    if parameters and len(parameters) >= width and not taken & set(parameters[:width]):
-        return parameters[:width]
-    return [f"arg{i}" for i in range(width)]
-
-
-def _describe_error(error: Exception | None) -> str | None:
-    if error is None:
-        return None
-    if isinstance(error, RemoteError):
-        return f"{error.type_name}: {error.message}"
-    reason = str(error).split(": ", 1)[-1]  # without "input <i>: "
-    return reason if isinstance(error, JobFailed) else f"{type(error).__name__}: {reason}"
-
-
-class _TextBar:
-    """A one-line progress bar for terminals, redrawn at most 5 times a second."""
-
-    def __init__(self, total: int):
-        self.total = total
-        self._last = 0.0
-
-    def show(self, done: int, failed: int, elapsed: float, last: bool = False) -> None:
-        """``done`` inputs have a value, ``failed`` ended without one."""
-        now = time.monotonic()
-        finished = done + failed
-        if now - self._last < 0.2 and not last:
-            return
-        self._last = now
-        width = 30
-        filled = width * finished // max(self.total, 1)
-        failures = f", {failed} failed" if failed else ""
-        sys.stderr.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {finished}/{self.total} finished"
-            f" ({done} done{failures}), {elapsed:.1f} s"
-        )
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        sys.stderr.write("\n")
-        sys.stderr.flush()

@@ -124,3 +124,31 @@ def input_statuses(
             status = "FAILED"  # a finished chunk without this input's value
         out[status] += size - done
     return out
+
+
+def page_children(
+    batch: Any, parent: dict[str, Any], chunks: int, rows: slice, status: str | None
+) -> tuple[list[dict[str, Any]], int]:
+    """ListJobs summaries of the children (of ``status``, else every status) in ``rows``,
+    paged no further than its end; and the calls it took."""
+    if chunks == 1:  # no array: the job itself
+        job = [parent] if status in (None, parent.get("status")) else []
+        return job[rows], 0
+    stop = rows.stop
+    found: list[dict[str, Any]] = []
+    calls = 0
+    for wanted in [status] if status else list(STATUSES):
+        token = None
+        while stop is None or len(found) < stop:
+            page = batch.list_jobs(
+                arrayJobId=parent["jobId"],
+                jobStatus=wanted,
+                maxResults=1000 if stop is None else max(1, min(1000, stop - len(found))),
+                **({"nextToken": token} if token else {}),
+            )
+            calls += 1
+            found += page["jobSummaryList"]
+            token = page.get("nextToken")
+            if not token:
+                break
+    return found[rows], calls
