@@ -82,7 +82,8 @@ class Backend:
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
-        self._matching: set[frozenset[str]] = set()  # module sets found to match the worker's
+        # module sets found to match the worker's -> this interpreter's description of them
+        self._matching: dict[frozenset[str], dict[str, Any]] = {}
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
         self._lock = threading.Lock()
         self._previous: list[Backend | None] = []  # the backends that were current before
@@ -182,13 +183,14 @@ class Backend:
         """This interpreter's description for ``modules`` (the worker checks it again when it
         starts); EnvironmentMismatch now if the worker's Python or these modules differ.
         Costs no job: the backend knows what its workers run."""
-        here = interpreter.describe(sorted(modules))
         key = frozenset(modules)
-        if key not in self._matching:
+        here = self._matching.get(key)
+        if here is None:  # checked once per set of modules and backend
+            here = interpreter.describe(sorted(modules))
             problems = interpreter.differences(here, self.worker_interpreter(sorted(modules)))
             if problems:
                 raise EnvironmentMismatch(interpreter.mismatch_message(problems))
-            self._matching.add(key)  # checked once per set of modules and backend
+            self._matching[key] = here
         return here
 
     # ------------------------------------------------------------ as the current backend

@@ -85,13 +85,13 @@ class Watcher(threading.Thread):
 
     # ------------------------------------------------------------ the loop
     def run(self) -> None:
-        version, last_round = 0, 0.0
+        version, last_round, waited = 0, 0.0, False
         try:
             while True:
                 self._wake.clear()
                 with self._lock:
                     futures, runs = dict(self._futures), list(self._runs.values())
-                if futures:
+                if futures and waited:  # news may have come: a new future waits first
                     self._settle(futures)
                 now = time.monotonic()
                 if runs and now - last_round >= ROUND_SECONDS:
@@ -100,15 +100,20 @@ class Watcher(threading.Thread):
                 with self._lock:
                     futures_left, watching = bool(self._futures), bool(self._runs)
                 next_round = max(0.0, ROUND_SECONDS - (time.monotonic() - last_round))
-                if futures_left:  # wake as soon as a job finishes
+                waited = True
+                if futures_left:  # wake as soon as one of their jobs is final
+                    with self._lock:
+                        ids = list(self._futures)[:1000]
                     timeout = min(next_round, 10) if watching else 10
-                    version = self.backend.wait_for_change(version, timeout, finished=True)
+                    version = self.backend.wait_for_change(version, timeout, until_final=ids)
                 elif watching:  # at most a round per ROUND_SECONDS, then on the next change
                     if self._wake.wait(next_round):
+                        waited = False
                         continue
                     version = self.backend.wait_for_change(version, 10)
                 else:
                     self._wake.wait()  # idle: until something is added
+                    waited = False
         except Exception as e:  # the service is gone: nothing pending can finish now
             with self._lock:
                 futures, self._futures, self._runs = dict(self._futures), {}, {}

@@ -258,3 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     chunk = int(os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX", "0"))
     attempt = int(os.environ.get("AWS_BATCH_JOB_ATTEMPT", "1"))
     return run_chunk(args[0], args[1], chunk, attempt)
+
+
+# This module is loaded into the fork server before a wave of chunks (batchbook serve
+# --preload): a lookup made now leaves importlib.metadata's caches warm for every chunk's
+# interpreter check (0.5 ms instead of 2.4 in each child).
+describe(["cloudpickle"], {"cloudpickle": "cloudpickle"})
