@@ -66,8 +66,6 @@ class Backend:
     and the one before it is again after.
     """
 
-    name = "backend"
-
     def __init__(
         self,
         batch: Any,

@@ -17,8 +17,6 @@ RETRIES = {"retries": {"mode": "adaptive", "max_attempts": 4}}
 
 
 class LocalBackend(Backend):
-    name = "local"
-
     def __init__(self, service: Any, store: ObjectStore, queue: str = DEFAULT_QUEUE):
         super().__init__(
             service.client("batch", **RETRIES),

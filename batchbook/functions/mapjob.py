@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import math
-import operator
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -60,7 +59,6 @@ if TYPE_CHECKING:
 PROGRESS_SECONDS = 0.25
 SNAPSHOT_SECONDS = 0.5  # how old a snapshot status() and repr may show
 WHY_SECONDS = 2.0  # how often wait() asks why a map that has not started waits
-_INPUT = operator.itemgetter(0)  # Outcome.input
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
 # the worker's failures of batchbook's own, by stage: the result could not be pickled, the
 # worker does not run the interpreter the function was pickled in

@@ -38,6 +38,7 @@ from batchbook.functions.payload import (
 )
 from batchbook.functions.pickling import culprit, register_sources
 from batchbook.interpreter import describe, differences, mismatch_message
+from batchbook.vocabulary import MAX_ATTEMPTS
 
 EXIT_FAILED = 1
 EXIT_FINAL = 2
@@ -45,9 +46,6 @@ EXIT_STORE = 3  # the run could not be read from the object store (retried: it m
 FLUSH_MS = 100  # results of quick inputs are written together, at most this long after they end
 # ...or once this much is waiting: big results go out (and their memory is reused) at once
 FLUSH_BYTES = 1 << 20
-
-
-MAX_ATTEMPTS = 10  # Batch's limit
 
 
 def finished_outcomes(
