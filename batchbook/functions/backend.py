@@ -100,6 +100,11 @@ class Backend:
         """What the workers run: ``batchbook.interpreter.describe(modules)`` there."""
         raise NotImplementedError
 
+    def log_token(self, line: int) -> str | None:
+        """A GetLogEvents token that reads a stream forward from line ``line``, if the
+        endpoint's tokens allow making one (CloudWatch's are opaque: None)."""
+        return None
+
     def worker_environment(self) -> dict[str, str]:
         """Environment variables every job needs (to reach the store, say)."""
         return self.store.worker_environment()

@@ -82,6 +82,9 @@ class LocalBackend(Backend):
         self.service = ensure_service(self.service.state_dir).in_region(region)
         return self.service.client(service_name, **RETRIES)
 
+    def log_token(self, line: int) -> str | None:
+        return f"f/{line}"  # the local service's tokens are line numbers (cloudwatch_logs.py)
+
     def worker_interpreter(self, modules: list[str]) -> dict[str, Any]:
         key = frozenset(modules)
         if key not in self._interpreters:  # one call per set of modules

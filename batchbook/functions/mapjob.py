@@ -429,7 +429,7 @@ class MapJob(RunState):
         first, end = outcome.log_start, outcome.log_end
         if tail is not None:
             first = max(first, end - tail)
-        return log_lines(self.backend.logs, stream, first, end, None)
+        return log_lines(self.backend.logs, stream, first, end, None, self.backend.log_token)
 
     def cancel(
         self, reason: str = "Cancelled by MapJob.cancel()", indices: Iterable[int] | None = None

@@ -4,7 +4,9 @@ One log group, ``/aws/batch/job``; one stream per attempt, named as Batch names
 it (``<jobDefinitionName>/default/<taskId>``). Paging tokens are positions:
 ``f/<n>`` reads forward from event n, ``b/<n>`` backward from before event n,
 so at the end of a stream GetLogEvents hands back the token it was given, as
-CloudWatch does.
+CloudWatch does. Positions count from the stream's first event whatever the time
+window, and GetLogEvents seeks to them (``batchbook.runtime.logs.LogReader``): a
+page costs what it holds, not the stream before it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from batchbook.errors import ClientError, InvalidParameter, ResourceNotFound
 from batchbook.runtime.local import LocalBatch
-from batchbook.runtime.logs import read_events
+from batchbook.runtime.logs import READER
 from batchbook.validation import validate_request
 from batchbook.vocabulary import LOG_GROUP, paginate, with_token
 
@@ -107,21 +109,22 @@ class CloudWatchLogs:
         if not path.is_file() and name not in {s for s, _ in self.lb.log_streams()}:
             raise ResourceNotFound("The specified log stream does not exist.")
         limit = req.get("limit") or MAX_EVENTS
-        events = _window(read_events(path, 0, 1 << 62), req)
+        # tokens are event numbers in the stream, so a reader can seek (see LogReader)
+        first, last = READER.window(path, req.get("startTime"), req.get("endTime"))
         token = req.get("nextToken")
         if token:
             m = _TOKEN.match(token)
             if m is None:
                 raise InvalidParameter("nextToken: the specified nextToken is invalid")
-            forward, at = m.group(1) == "f", min(int(m.group(2)), len(events))
+            forward, at = m.group(1) == "f", min(max(int(m.group(2)), first), last)
         else:
             forward = bool(req.get("startFromHead"))
-            at = 0 if forward else len(events)
-        start, end = (at, min(at + limit, len(events))) if forward else (max(0, at - limit), at)
+            at = first if forward else last
+        start, end = (at, min(at + limit, last)) if forward else (max(first, at - limit), at)
         return {
             "events": [
                 {"timestamp": ts, "message": msg, "ingestionTime": ts}
-                for ts, msg in events[start:end]
+                for ts, msg in READER.read(path, start, end)
             ],
             "nextForwardToken": f"f/{end}",
             "nextBackwardToken": f"b/{start}",
@@ -138,7 +141,9 @@ class CloudWatchLogs:
         match = _pattern(req.get("filterPattern") or "")
         found = []
         for name in names:
-            for i, (ts, msg) in enumerate(_window(read_events(self._path(name), 0, 1 << 62), req)):
+            path = self._path(name)
+            first, last = READER.window(path, req.get("startTime"), req.get("endTime"))
+            for i, (ts, msg) in enumerate(READER.read(path, first, last), first):
                 if match(msg):
                     found.append((ts, name, i, msg))
         found.sort()
@@ -195,14 +200,6 @@ class CloudWatchLogs:
             return paginate(items, limit, token, most)
         except ClientError as e:
             raise InvalidParameter(str(e)) from None
-
-
-def _window(events: list[tuple[int, str]], req: dict[str, Any]) -> list[tuple[int, str]]:
-    """Events in [startTime, endTime): CloudWatch includes the start and excludes the end."""
-    start, end = req.get("startTime"), req.get("endTime")
-    if start is None and end is None:
-        return events
-    return [e for e in events if (start is None or e[0] >= start) and (end is None or e[0] < end)]
 
 
 def _pattern(text: str) -> Callable[[str], bool]:

@@ -402,6 +402,27 @@ def test_logs_by_attempt_and_tail(backend: Backend) -> None:
         job.logs(1, tail=-1)
 
 
+def prints_many(lines: int) -> int:
+    for k in range(lines):
+        print(f"line {k} of {lines}")
+    return lines
+
+
+def test_logs_of_an_input_seek_past_the_lines_before_it(backend: Backend) -> None:
+    job = batch.map(prints_many, [25_000, 3], chunksize=2, wait=True)
+    calls: list[dict[str, Any]] = []
+    events = backend.logs._client.meta.events
+    hook = lambda params, **_: calls.append(params)  # noqa: E731
+    events.register("before-call.cloudwatch-logs.GetLogEvents", hook)
+    try:
+        assert job.logs(1) == ["line 0 of 3", "line 1 of 3", "line 2 of 3"]
+    finally:
+        events.unregister("before-call.cloudwatch-logs.GetLogEvents", hook)
+    assert len(calls) == 1, "25,000 lines were paged past instead of sought over"
+    assert job.logs(0, tail=2) == ["line 24998 of 25000", "line 24999 of 25000"]
+    assert len(job.logs(0)) == 25_000
+
+
 def test_logs_of_one_input_and_the_ledger(backend: Backend) -> None:
     job = batch.map(chatty, range(6), chunksize=3, name="chatty-run")
     job.wait()
