@@ -104,9 +104,7 @@ class Child:
             log_path,
             scratch,
         )
-        self.log: io.BufferedWriter | None = (
-            None  # opened at the first line: silent attempts cost no file
-        )
+        self.log: io.FileIO | None = None  # opened at the first line: silent attempts cost no file
         self.buf = b""
         self.status: int | None = None
         self.rusage: Any = None
@@ -346,7 +344,9 @@ class ForkServer:
                 if folder not in self.log_dirs:
                     os.makedirs(folder, exist_ok=True)
                     self.log_dirs.add(folder)
-                child.log = open(child.log_path, "ab")  # noqa: SIM115 - closed with the pipe
+                # unbuffered: what each read of the pipe brings is in the log at once, for
+                # whoever follows it (a cell streaming its job's output, `aws logs tail`)
+                child.log = open(child.log_path, "ab", buffering=0)  # noqa: SIM115 - closed with the pipe
             stamp = b"%d\t" % (time.time_ns() // 1_000_000)
             child.log.write(b"".join(stamp + line + b"\n" for line in lines))
 
