@@ -51,5 +51,12 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext batchbook``: the ``%%batch`` cell magic and the ``%batch`` commands."""
+    from batchbook.notebook.magic import load
+
+    load(ipython)
+
+
 def __dir__() -> list[str]:
     return sorted(__all__)

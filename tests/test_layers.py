@@ -20,10 +20,11 @@ PACKAGE = ROOT / "batchbook"
 
 # layer -> the layers it must never import (by any path: top level or inside a function)
 NEVER = {
-    "engine": ("runtime", "server", "functions", "cli"),
-    "runtime": ("server", "functions", "cli"),
-    "server": ("engine", "functions", "cli"),
-    "functions": ("engine", "runtime", "cli"),
+    "engine": ("runtime", "server", "functions", "notebook", "cli"),
+    "runtime": ("server", "functions", "notebook", "cli"),
+    "server": ("engine", "functions", "notebook", "cli"),
+    "functions": ("engine", "runtime", "notebook", "cli"),
+    "notebook": ("engine", "runtime", "server", "cli"),
 }
 
 
@@ -95,3 +96,17 @@ def test_a_map_loads_neither_the_engine_nor_the_runtime(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_cell_runs_on_a_worker_without_ipython() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        from batchbook.notebook.cell import CellCode, run_cell
+        out = run_cell(CellCode("import math\\nr = math.sqrt(BATCH_ITEM) + BATCH_INDEX", "Cell In[1]", {}, ("r",)), 2, 16)
+        assert out == {"r": 6.0}, out
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("IPython", "ipykernel"))
+        assert not loaded, loaded
+        """
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

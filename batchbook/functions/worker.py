@@ -185,11 +185,12 @@ class _Counted:
 
 
 def _error_payload(e: BaseException) -> bytes:
-    tb = "".join(
-        traceback.format_exception(type(e), e, e.__traceback__.tb_next if e.__traceback__ else None)
-    )
+    tb = e.__traceback__.tb_next if e.__traceback__ else None  # this module's frame: not shown
+    while tb is not None and "__tracebackhide__" in tb.tb_frame.f_locals:  # as pytest hides
+        tb = tb.tb_next
+    text = "".join(traceback.format_exception(type(e), e, tb))
     return pickle.dumps(
-        {"type": type(e).__qualname__, "message": str(e), "traceback": tb},
+        {"type": type(e).__qualname__, "message": str(e), "traceback": text},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
