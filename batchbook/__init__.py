@@ -10,8 +10,10 @@ it, so the public API is imported on first use (PEP 562), not here.
 
 from typing import Any
 
-from batchbook import errors
+from batchbook import display, errors
 from batchbook.version import __version__
+
+display.register("MapJob", "batchbook.notebook.views:JobView")
 
 _LAZY = {
     "Executor": "batchbook.functions.futures",
@@ -19,6 +21,7 @@ _LAZY = {
     "MapJob": "batchbook.functions.mapjob",
     "attach": "batchbook.functions.api",
     "cleanup": "batchbook.functions.api",
+    "dashboard": "batchbook.notebook.dashboard",
     "jobs": "batchbook.functions.api",
     "map": "batchbook.functions.api",
     "submit": "batchbook.functions.futures",
@@ -32,6 +35,7 @@ __all__ = [
     "__version__",
     "attach",
     "cleanup",
+    "dashboard",
     "errors",
     "jobs",
     "map",

@@ -6,11 +6,13 @@ One watcher thread per backend completes every pending future as its job finishe
 from __future__ import annotations
 
 import concurrent.futures
+import html
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from batchbook import display
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, check_int
 from batchbook.functions.payload import gc_paused
@@ -72,6 +74,11 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"<batchbook.Job {self.job_id} {self._state.lower()}>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """In a kernel, its map's live job view, with the text and HTML summaries beside it."""
+        page = f"<div><code>{html.escape(repr(self))}</code></div>"
+        return display.bundle("MapJob", self.map_job, repr(self), page, **kwargs)
 
 
 def submit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:

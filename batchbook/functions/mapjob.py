@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from batchbook import display
 from batchbook.errors import (
     BatchbookError,
     ClientError,
@@ -36,7 +37,7 @@ from batchbook.functions.payload import (
 )
 from batchbook.functions.progress import TextBar
 from batchbook.functions.runstate import RunState
-from batchbook.functions.snapshot import Snapshot, input_statuses, page_children
+from batchbook.functions.snapshot import InputRow, Snapshot, input_row, page_children, place_inputs
 from batchbook.functions.submission import resubmit
 from batchbook.functions.watcher import shared_snapshot, watcher
 from batchbook.functions.worker import EXIT_STORE
@@ -105,14 +106,16 @@ class MapJob(RunState):
         calls = 1
         (self._parent,) = self.backend.describe([self.job_id])
         known: dict[int, str] = {}
+        reasons: dict[int, str] = {}  # failed chunks -> why, as Batch says
         if self.follow_ups:  # inputs a retry_failed() run holds: each input's own state
             calls += self._describe_unfinished_chunks()
-            self._read_outcomes()
+            self._read_outcomes(self._final_chunks())
             for follow_up in self.follow_ups:
                 follow_up._refresh(details=True)
             statuses: dict[str, int] = dict.fromkeys(STATUSES, 0)
             for i in range(self.size):
                 statuses[self._input_state(i)[0]] += 1
+            placed: tuple[str, ...] = ()  # input_rows() asks each input
         else:
             if len(self.chunks) == 1:
                 self._details[0] = self._parent
@@ -131,9 +134,19 @@ class MapJob(RunState):
                         )
                         calls += pages
                         known.update((c["arrayProperties"]["index"], wanted) for c in found)
+                        reasons.update(
+                            (c["arrayProperties"]["index"], c.get("statusReason", ""))
+                            for c in found
+                            if wanted == "FAILED"
+                        )
             known.update((i, d["status"]) for i, d in self._details.items())
+            reasons.update(
+                (i, d.get("statusReason", ""))
+                for i, d in self._details.items()
+                if d["status"] == "FAILED"
+            )
             self._chunk_status = known
-            self._read_outcomes()
+            self._read_outcomes(c for c, status in known.items() if status in FINAL)
             done_in = [0] * len(self.chunks)
             size = self.manifest["chunksize"]
             for i, o in self._outcomes.items():
@@ -142,7 +155,7 @@ class MapJob(RunState):
             summary = self._parent.get("arrayProperties", {}).get("statusSummary") or {
                 self._parent["status"]: 1
             }
-            statuses = input_statuses(self.chunks, done_in, known, summary)
+            statuses, placed = place_inputs(self.chunks, done_in, known, summary)
         final = self.done
         reason = None
         if not final and statuses["SUCCEEDED"] == 0 and not statuses["RUNNING"]:
@@ -160,13 +173,40 @@ class MapJob(RunState):
             final=final,
             reason=reason,
             calls=calls,
+            chunk_statuses=placed,
+            chunk_reasons=reasons,
         )
+
+    def input_rows(self, snap: Snapshot | None = None) -> list[InputRow]:
+        """One row per input (status, attempt, times, what went wrong) from a snapshot (the
+        latest by default) and the results read with it: no further Batch call."""
+        snap = snap or self.snapshot()
+        with self._lock:
+            outcomes, size, kept = self._outcomes, self.manifest["chunksize"], self._rows
+            rows = []
+            for i in range(self.size):
+                if snap.chunk_statuses:
+                    outcome = outcomes.get(i)
+                    if outcome is not None and outcome.ok:  # done: its row never changes
+                        hit = kept.get(i)
+                        if hit is None or hit.attempt != outcome.attempt:
+                            hit = kept[i] = input_row(i, "SUCCEEDED", outcome, None)
+                        rows.append(hit)
+                        continue
+                    status = snap.chunk_statuses[i // size]
+                else:  # a retry_failed() run holds some: each input's own state
+                    status, outcome, _ = self._input_state(i)
+                rows.append(input_row(i, status, outcome, snap.chunk_reasons.get(i // size)))
+            return rows
 
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = None, progress: bool = True) -> MapJob:
-        """Block until every input is final (or ``timeout`` seconds); a text bar in terminals."""
+        """Block until every input is final (or ``timeout`` seconds): in a kernel, the live
+        job view shows meanwhile; in a terminal, a text bar."""
         deadline = None if timeout is None else time.monotonic() + timeout
         bar = TextBar(self.size) if progress and sys.stderr.isatty() else None
+        if progress and bar is None:
+            display.show_live("MapJob", self)  # it follows the run from the watcher thread
         started = next_why = time.monotonic()
         while True:
             self._refresh()
@@ -297,7 +337,7 @@ class MapJob(RunState):
         """The result of input ``index`` of a one-chunk map, given its final DescribeJobs detail."""
         self._check_stored()
         with self._lock:
-            self._read_outcomes()
+            self._read_outcomes([0])
             self._parent = self._details[0] = detail
             return self._result(index, return_exceptions=False)
 
@@ -541,3 +581,9 @@ class MapJob(RunState):
             return self.snapshot()._repr_html_()
         except ResourceNotFound:
             return f"<div><b>MapJob {html.escape(self.name)}</b>: deleted</div>"
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        """In a kernel, the live job view, with the text and HTML summaries beside it."""
+        if self.deleted:
+            return {"text/plain": repr(self), "text/html": self._repr_html_()}
+        return display.bundle("MapJob", self, repr(self), self._repr_html_(), **kwargs)

@@ -2,7 +2,7 @@
 
 :class:`ObjectStore` is the contract, small enough for a folder and for S3 alike: put
 an object whole, get it (or a byte range of it), list the objects under a prefix with
-their sizes, delete everything under a prefix. No append and no exclusive create: a
+their sizes (or just the "folders" under it), delete everything under a prefix. No append and no exclusive create: a
 run's results are one object per flush of a chunk attempt, its ledger entry one object.
 A missing object is a ``FileNotFoundError`` from every implementation.
 
@@ -15,6 +15,7 @@ A missing object is a ``FileNotFoundError`` from every implementation.
 
 from __future__ import annotations
 
+import builtins
 import io
 import mmap
 import os
@@ -48,6 +49,10 @@ class ObjectStore(Protocol):
 
     def list(self, prefix: str) -> list[tuple[str, int]]:
         """(key, size) of every object whose key starts with ``prefix``, sorted by key."""
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        """The next path segment of every key under ``prefix`` (which ends in "/") that has
+        one more "/" after it, each once, sorted: S3's common prefixes, a folder's folders."""
 
     def delete(self, prefix: str) -> None:
         """Delete every object whose key starts with ``prefix``."""
@@ -111,6 +116,13 @@ class FolderStore:
         folder = prefix.rpartition("/")[0]
         base = self._path(folder) if folder else self.root
         return sorted(self._walk(base, f"{folder}/" if folder else "", prefix))
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        try:
+            entries = list(os.scandir(self._path(prefix.rstrip("/"))))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(e.name for e in entries if not e.name.startswith(".") and e.is_dir())
 
     def _walk(self, folder: Path, key_prefix: str, prefix: str) -> Iterator[tuple[str, int]]:
         """The objects under ``folder`` whose keys start with ``prefix``; a folder whose keys
@@ -204,6 +216,15 @@ class S3Store:
             Bucket=self.bucket, Prefix=full
         ):
             out += [(o["Key"][cut:], o["Size"]) for o in page.get("Contents", [])]
+        return sorted(out)
+
+    def folders(self, prefix: str) -> builtins.list[str]:
+        full = self._key(prefix.rstrip("/")) + "/"
+        out = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=full, Delimiter="/"
+        ):
+            out += [p["Prefix"][len(full) :].rstrip("/") for p in page.get("CommonPrefixes", [])]
         return sorted(out)
 
     def delete(self, prefix: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import operator
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 from batchbook.errors import ClientError, ResourceNotFound
@@ -20,13 +21,14 @@ from batchbook.functions.payload import (
     results_prefix,
     run_key,
 )
-from batchbook.functions.snapshot import Snapshot
+from batchbook.functions.snapshot import InputRow, Snapshot
 from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS
 
 if TYPE_CHECKING:
     from batchbook.functions.backend import Backend
 
 _INPUT = operator.itemgetter(0)  # Outcome.input
+LIST_WHOLE = 100  # runs of at most this many chunks list their results in one go
 
 
 class RunState:
@@ -43,6 +45,9 @@ class RunState:
         self.chunks = chunk_bounds_of(manifest["n"], manifest["chunksize"])
         self._outcomes: dict[int, Outcome] = {}
         self._read: set[str] = set()  # results objects read (each is written once, whole)
+        self._ok_in = [0] * len(self.chunks)  # chunk -> its inputs with a value
+        self._complete: set[int] = set()  # chunks that will write no more results
+        self._rows: dict[int, InputRow] = {}  # the table rows of inputs with a value
         # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
         self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
@@ -82,25 +87,44 @@ class RunState:
     def _chunk_of(self, index: int) -> int:
         return index // self.manifest["chunksize"]
 
-    def _read_outcomes(self) -> None:
-        """Read the result objects written since the last call."""
+    def _read_outcomes(self, final: Iterable[int] = ()) -> None:
+        """Read the result objects written since the last call; ``final``: chunks Batch said
+        were final before this read (their results are all written: none is listed again)."""
+        final = set(final)
         with gc_paused():  # tens of thousands of small tuples: one collection after, not dozens
             self._read_new_blocks()
+        self._complete |= final
 
     def _read_new_blocks(self) -> None:
         store, known = self.backend.store, self._outcomes
-        for key, _ in store.list(results_prefix(self.id)):
+        prefix = results_prefix(self.id)
+        if len(self.chunks) <= LIST_WHOLE:  # one listing is the cheapest
+            keys = [key for key, _ in store.list(prefix)]
+        else:  # only the chunks that may have written more: a listing each
+            keys = []
+            for folder in store.folders(prefix):
+                if int(folder) not in self._complete:
+                    keys += [key for key, _ in store.list(f"{prefix}{folder}/")]
+        size = self.manifest["chunksize"]
+        for key in keys:
             if key in self._read:
                 continue
             outcomes = read_blocks(store.get(key))[0]
             self._read.add(key)
             if known.keys().isdisjoint(map(_INPUT, outcomes)):  # the usual case: all new
                 known.update(zip(map(_INPUT, outcomes), outcomes, strict=True))
-                continue
-            for o in outcomes:
-                old = known.get(o.input)
-                if old is None or o.attempt >= old.attempt:
-                    known[o.input] = o
+                for o in outcomes:
+                    self._ok_in[o.input // size] += o.ok
+            else:
+                for o in outcomes:
+                    old = known.get(o.input)
+                    if old is None or o.attempt >= old.attempt:
+                        known[o.input] = o
+                        self._ok_in[o.input // size] += o.ok - (old is not None and old.ok)
+        for chunk in {int(key[len(prefix) :].split("/", 1)[0]) for key in keys}:
+            start, end = self.chunks[chunk]
+            if self._ok_in[chunk] == end - start:  # every input has its value
+                self._complete.add(chunk)
 
     def _refresh(self, details: bool = False) -> None:
         """Read new results; describe the parent (and the chunks that are not final yet)."""
@@ -121,9 +145,13 @@ class RunState:
                 else:
                     for detail in self.backend.describe([ids[i] for i in todo]):
                         self._details[detail["arrayProperties"]["index"]] = detail
-            self._read_outcomes()
+            self._read_outcomes(self._final_chunks())
             for follow_up in self.follow_ups:
                 follow_up._refresh(details)
+
+    def _final_chunks(self) -> list[int]:
+        """The chunks DescribeJobs said are final."""
+        return [i for i, d in self._details.items() if d.get("status") in FINAL]
 
     def _adopt(self, follow_up: Self) -> None:
         self.follow_ups.append(follow_up)

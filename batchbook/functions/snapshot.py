@@ -5,7 +5,7 @@ A snapshot is immutable. It comes from the array parent's ``statusSummary`` (chi
 status), the results already in the store (inputs with a value or an error), and, for the
 children whose status matters per input (running, starting, failed), one ListJobs page
 each; a map of at most 100 children simply describes them all in one call.
-:func:`input_statuses` turns that into a status per input, purely.
+:func:`place_inputs` turns that into a status per input, purely.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from batchbook.vocabulary import STATUSES
+from batchbook.vocabulary import FINAL, STATUSES
 from batchbook.wording import count
+
+if TYPE_CHECKING:
+    from batchbook.functions.payload import Outcome
 
 WAITING = ("RUNNABLE", "PENDING", "SUBMITTED")  # the most advanced first
 RUNNING = ("RUNNING", "STARTING")
@@ -36,6 +39,9 @@ class Snapshot:
     reason: str | None = None  # why waiting children can never start, as Batch says
     calls: int = 0  # Batch calls it took (with rows: the calls the rows took)
     rows: tuple[dict[str, Any], ...] = field(default=())  # children, when asked for
+    # per chunk: the status of its inputs that have no value yet (empty: not placed)
+    chunk_statuses: tuple[str, ...] = field(default=(), repr=False)
+    chunk_reasons: Mapping[int, str] = field(default_factory=dict, repr=False)  # failed ones
 
     @property
     def done(self) -> int:
@@ -98,32 +104,49 @@ def input_statuses(
     known: Mapping[int, str],
     summary: Mapping[str, int],
 ) -> dict[str, int]:
-    """Inputs by status, from what is known of each chunk.
+    """Inputs by status, from what is known of each chunk (see :func:`chunk_statuses`)."""
+    return place_inputs(chunks, done_in, known, summary)[0]
+
+
+def place_inputs(
+    chunks: list[tuple[int, int]],
+    done_in: list[int],
+    known: Mapping[int, str],
+    summary: Mapping[str, int],
+) -> tuple[dict[str, int], tuple[str, ...]]:
+    """Inputs by status, and the status of each chunk's inputs that have no value yet.
 
     ``done_in[c]``: inputs of chunk ``c`` with a value (an input whose latest outcome is an
-    error may yet succeed: its chunk's status decides); ``known``: the status of the chunks looked up one by one (running, starting,
-    failed ones, or all of them); ``summary``: children by status (the parent's
-    statusSummary), which places the rest. A chunk not looked up and not all done waits:
-    chunks start in index order, so the earlier ones are taken to be the more advanced.
+    error may yet succeed: its chunk's status decides); ``known``: the status of the chunks
+    looked up one by one (running, starting, failed ones, or all of them); ``summary``:
+    children by status (the parent's statusSummary), which places the rest. A chunk not
+    looked up and not all done waits: chunks start in index order, so the earlier ones are
+    taken to be the more advanced.
     """
     out: dict[str, int] = dict.fromkeys(STATUSES, 0)
+    placed: list[str] = []
     waiting = [n for n in (summary.get(s, 0) for s in WAITING)]
+    slot = 0  # the first waiting status with chunks left, in order of advance
     for c, (start, end) in enumerate(chunks):
         size, done = end - start, done_in[c]
         out["SUCCEEDED"] += done
         status = known.get(c)
-        if status is None and done == size:
-            continue
         if status is None:
-            # the first waiting status with chunks left, in order of advance
-            slot = next((i for i, n in enumerate(waiting) if n > 0), 0)
-            if waiting[slot] > 0:
+            if done == size:
+                placed.append("SUCCEEDED")
+                continue
+            while slot < len(WAITING) and waiting[slot] <= 0:
+                slot += 1
+            if slot < len(WAITING):
                 waiting[slot] -= 1
-            status = WAITING[slot]
-        if status == "SUCCEEDED":
+                status = WAITING[slot]
+            else:  # more waiting chunks than the summary counts: the most advanced
+                status = WAITING[0]
+        elif status == "SUCCEEDED":
             status = "FAILED"  # a finished chunk without this input's value
         out[status] += size - done
-    return out
+        placed.append(status)
+    return out, tuple(placed)
 
 
 def page_children(
@@ -152,3 +175,29 @@ def page_children(
             if not token:
                 break
     return found[rows], calls
+
+
+class InputRow(NamedTuple):
+    """One input as a view's table shows it."""
+
+    input: int  # its position in the map
+    status: str
+    attempt: int | None  # of its latest outcome
+    started: int | None  # epoch ms
+    stopped: int | None
+    note: str  # its error ("Type: message"), or why its child failed, or ""
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds, once it ended."""
+        return (self.stopped - self.started) / 1000 if self.started and self.stopped else None
+
+
+def input_row(index: int, status: str, outcome: Outcome | None, reason: str | None) -> InputRow:
+    if outcome is None:
+        return InputRow(index, status, None, None, None, reason or "")
+    note = ""
+    if not outcome.ok and status in FINAL:
+        error = outcome.error()
+        note = f"{error['type']}: {error['message']}"
+    return InputRow(index, status, outcome.attempt, outcome.started, outcome.stopped, note)

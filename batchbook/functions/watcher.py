@@ -30,18 +30,22 @@ class Pending(Protocol):
 
 
 class Watchable(Protocol):
-    """A run's handle (a MapJob): its run id and a way to take a fresh snapshot."""
+    """A run's handle (a MapJob), or a view of the backend (the dashboard): an id and a way
+    to take a fresh snapshot."""
 
-    id: str
+    @property
+    def id(self) -> str: ...
 
-    def snapshot(self, max_age: float = ...) -> Snapshot: ...
+    def snapshot(self, max_age: float = ...) -> Any:
+        """A Snapshot, or anything with ``final`` (True once it cannot change)."""
+        ...
 
 
 class _Watched:
     def __init__(self, lead: Watchable):
         self.lead = lead  # the handle whose snapshots every watcher of the run gets
-        self.callbacks: list[Callable[[Snapshot], None]] = []
-        self.latest: Snapshot | None = None
+        self.callbacks: list[Callable[[Any], None]] = []
+        self.latest: Any = None
 
 
 class Watcher(threading.Thread):
@@ -60,7 +64,7 @@ class Watcher(threading.Thread):
             self._futures[future.job_id] = future
         self._wake.set()
 
-    def watch(self, job: Watchable, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+    def watch(self, job: Watchable, callback: Callable[[Any], None]) -> Callable[[], None]:
         """Call ``callback`` with each new snapshot of ``job``'s run (the last one final);
         returns the function that stops it."""
         with self._lock:
@@ -77,7 +81,7 @@ class Watcher(threading.Thread):
 
         return unwatch
 
-    def latest(self, run_id: str) -> Snapshot | None:
+    def latest(self, run_id: str) -> Any:
         """The newest snapshot of a watched run (None: not watched, or none yet)."""
         with self._lock:
             watched = self._runs.get(run_id)
@@ -162,4 +166,5 @@ def shared_snapshot(backend: Backend, run_id: str) -> Snapshot | None:
     """The newest snapshot the backend's watcher took of a run it watches (None: no watcher,
     or it does not watch that run): what every handle of the run can show."""
     found = _watchers.get(id(backend))
-    return found.latest(run_id) if found is not None else None
+    latest = found.latest(run_id) if found is not None else None
+    return latest if isinstance(latest, Snapshot) else None

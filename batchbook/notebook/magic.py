@@ -99,7 +99,7 @@ class BatchMagics(Magics):
             %batch logs JOB [--index I] [--attempt N] [--tail N]
             %batch cancel JOB [JOB ...]                  stop what has not finished
             %batch wait JOB                              wait; a cell's names come back
-            %batch dashboard                             (comes with the live views)
+            %batch dashboard                             queues, compute environments, runs
             %batch use local [--state-dir D] [--store URL] [--queue Q] | aws
 
         JOB is a variable holding a MapJob, a map's name or a run id.
@@ -303,12 +303,11 @@ class BatchMagics(Magics):
         args = _parse(parser, rest)
         self._wait(self._job(args.job), args.stream)
 
-    def _cmd_dashboard(self, rest: list[str]) -> None:
+    def _cmd_dashboard(self, rest: list[str]) -> Any:
+        from batchbook.notebook.dashboard import dashboard
+
         _no_arguments("dashboard", rest)
-        print(
-            "[batch] the dashboard is not available yet (it comes with the live views); "
-            "%batch jobs lists the runs"
-        )
+        return dashboard()
 
     def _cmd_use(self, rest: list[str]) -> None:
         parser = _parser("use")

@@ -131,3 +131,42 @@ def test_one_watcher_refreshes_every_handle_and_view_at_most_twice_a_second(
     assert all(gap >= ROUND_SECONDS * 0.99 for gap in gaps), gaps  # at most twice a second
     assert job.snapshot().final
     assert watcher(backend).latest(job.id) is None  # final: no longer watched
+
+
+class CountedStore:
+    """The backend's own store, counting the listings made through it."""
+
+    def __init__(self, store: Any):
+        self.store, self.listed = store, []
+
+    def list(self, prefix: str) -> Any:
+        self.listed.append(prefix)
+        return self.store.list(prefix)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def fails_on_five(x: int) -> int:
+    if x % 50 == 5:
+        raise ValueError("five")
+    return x
+
+
+def test_a_refresh_lists_only_the_chunks_that_may_have_written_more(backend: Backend) -> None:
+    import copy
+
+    from batchbook.functions.mapjob import MapJob
+
+    job = batch.map(fails_on_five, range(300), chunksize=1).wait(progress=False)
+    counted = copy.copy(backend)
+    counted.store = CountedStore(backend.store)  # type: ignore[assignment]
+    again = MapJob.load(counted, job.id)
+    first = again.snapshot(max_age=0)
+    assert first.counts() == {"SUCCEEDED": 294, "FAILED": 6}
+    results = [p for p in counted.store.listed if "/results/" in p]
+    assert len(results) == 300  # the first look reads every chunk's folder once
+    counted.store.listed.clear()
+    assert again.snapshot(max_age=0).counts() == first.counts()
+    assert [p for p in counted.store.listed if "/results/" in p] == []  # all complete now
+    assert again.results(return_exceptions=True)[5].__class__.__name__ == "RemoteError"

@@ -52,6 +52,16 @@ def test_put_get_range_list_delete(store: ObjectStore) -> None:
         store.get_range("runs/a/payload.bin", 0, 1)
 
 
+def test_folders_are_the_next_segments_that_hold_more(store: ObjectStore) -> None:
+    for key in ("r/results/0/01-000000.rec", "r/results/0/02-000000.rec", "r/results/12/01.rec"):
+        store.put(key, b"x")
+    store.put("r/results/loose.rec", b"y")  # an object, not a folder
+    store.put("r/resultsX/3/01.rec", b"z")  # a longer prefix: not under r/results/
+    assert store.folders("r/results/") == ["0", "12"]
+    assert store.folders("r/") == ["results", "resultsX"]
+    assert store.folders("nothing/") == []
+
+
 def test_big_objects_come_back_whole(store: ObjectStore) -> None:
     big = bytes(range(256)) * (40 * 4096)  # 40 MiB: multipart on S3, a memory map from a folder
     store.put("runs/big/payload.bin", [big[:1000], big[1000:]])

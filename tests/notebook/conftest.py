@@ -28,6 +28,8 @@ class Outcome:
     error: dict[str, Any] | None = None
     result: dict[str, Any] | None = None
     streams: list[tuple[str, str]] = field(default_factory=list)  # (name, text) in order
+    displays: list[dict[str, Any]] = field(default_factory=list)  # display_data bundles
+    comms: list[tuple[str, str]] = field(default_factory=list)  # (comm id, method) sent
 
     @property
     def traceback(self) -> str:
@@ -51,9 +53,11 @@ class Kernel:
         out = Outcome()
         while True:
             msg = self.client.get_iopub_msg(timeout=timeout)
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "comm_msg":  # from whichever thread: the watcher's too
+                out.comms.append((content["comm_id"], content["data"].get("method", "")))
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
-            kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
                 out.streams.append((content["name"], content["text"]))
                 if content["name"] == "stdout":
@@ -62,6 +66,8 @@ class Kernel:
                     out.stderr += content["text"]
             elif kind == "error":
                 out.error = content
+            elif kind == "display_data":
+                out.displays.append(content["data"])
             elif kind == "execute_result":
                 out.result = content["data"]
             elif kind == "status" and content["execution_state"] == "idle":
@@ -93,12 +99,10 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     stop_service(state)
 
 
-@pytest.fixture(scope="module")
-def kernel(backend: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
-    """An IPython kernel of this interpreter with the extension loaded, on ``backend``."""
-    kernels = tmp_path_factory.mktemp("kernels")
+def start_kernel(kernels: Path) -> KernelManager:
+    """An IPython kernel of this interpreter (its kernel spec written under ``kernels``)."""
     spec = kernels / "batchbook-test"
-    spec.mkdir()
+    spec.mkdir(parents=True)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     (spec / "kernel.json").write_text(
         json.dumps({"argv": argv, "display_name": "test", "language": "python"})
@@ -108,6 +112,13 @@ def kernel(backend: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[K
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]),
     )
     km.start_kernel(cwd=str(Path(__file__).parent))
+    return km
+
+
+@pytest.fixture(scope="module")
+def kernel(backend: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kernel]:
+    """An IPython kernel of this interpreter with the extension loaded, on ``backend``."""
+    km = start_kernel(tmp_path_factory.mktemp("kernels"))
     k = Kernel(km)
     state = backend.service.state_dir
     k.ok(f"import batchbook as batch\nbatch.use(state_dir={str(state)!r})\n%load_ext batchbook")

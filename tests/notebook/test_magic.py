@@ -110,7 +110,7 @@ def test_depends_on_starts_after_the_named_job(kernel: Kernel, backend: Backend)
     assert kernel.value("b") == 2
 
 
-def test_the_commands(kernel: Kernel) -> None:
+def test_the_commands(kernel: Kernel, backend: Backend) -> None:
     out = kernel.ok("%%batch --quiet --name talker --stream none\nprint('hello from talker')")
     assert "hello from talker" not in out.stdout
     assert kernel.ok("%batch logs talker").stdout == "hello from talker\n"
@@ -118,7 +118,11 @@ def test_the_commands(kernel: Kernel) -> None:
     jobs = kernel.ok("%batch jobs")
     assert jobs.result is not None and "talker" in jobs.result["text/plain"]
     assert "talker: cancelled" in kernel.ok("%batch cancel talker").stdout
-    assert "not available yet" in kernel.ok("%batch dashboard").stdout
+    state = backend.service.state_dir
+    assert (
+        "[batch] using <batchbook local backend"
+        in kernel.ok(f"%batch use local --state-dir {state}").stdout
+    )
     aws = kernel.run("%batch use aws")
     assert aws.error is not None and "'aws' is not available yet" in aws.error["evalue"]
     for line, says in [

@@ -1,0 +1,62 @@
+"""Live views of handles in a notebook, without a layer importing one above it.
+
+The function layer's handles (a MapJob, a Job) ask here for a live view of themselves; the
+package root registers, by name, the notebook layer's builder of each. A view is built
+only inside a Jupyter kernel (a terminal IPython or a plain script gets the text forms),
+and a missing widget library falls back to them too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+_BUILDERS: dict[str, str] = {}  # kind of handle -> "module:callable" that builds its view
+
+
+def register(kind: str, builder: str) -> None:
+    """``builder`` ("module:callable", called with the handle) makes ``kind``'s live view."""
+    _BUILDERS[kind] = builder
+
+
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel, where widgets can show."""
+    if "ipykernel" not in sys.modules:
+        return False
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def live_view(kind: str, handle: Any) -> Any | None:
+    """A live view of ``handle`` (None outside a kernel, or when none can be built)."""
+    target = _BUILDERS.get(kind)
+    if target is None or not in_kernel():
+        return None
+    module, _, name = target.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module), name)
+    except ImportError:  # no widget library: the text forms will do
+        return None
+    return builder(handle)
+
+
+def show_live(kind: str, handle: Any) -> Any | None:
+    """Display a live view of ``handle`` in the cell now; the view (None: none shown)."""
+    view = live_view(kind, handle)
+    if view is not None:
+        from IPython.display import display
+
+        display(view)
+    return view
+
+
+def bundle(kind: str, handle: Any, text: str, page: str, **kwargs: Any) -> dict[str, Any]:
+    """The display bundle: a live view's (in a kernel) with ``text`` and ``page`` as its
+    text/plain and text/html, so saved notebooks and terminals still read."""
+    view = live_view(kind, handle)
+    out = dict(view._repr_mimebundle_(**kwargs) or {}) if view is not None else {}
+    out.update({"text/plain": text, "text/html": page})
+    return out
