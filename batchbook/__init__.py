@@ -26,6 +26,7 @@ _LAZY = {
     "map": "batchbook.functions.api",
     "submit": "batchbook.functions.futures",
     "use": "batchbook.functions.backends",
+    "view": "batchbook.notebook.views",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "map",
     "submit",
     "use",
+    "view",
 ]
 
 

@@ -1,6 +1,6 @@
-"""nbval runs the notebooks here (``--nbval-lax``: every cell must run; the outputs of
-cells marked ``# NBVAL_CHECK_OUTPUT`` must match). Their kernels use a throw-away
-batchbook home, whose service is stopped at the end."""
+"""nbval runs the notebooks here (``--nbval``: every cell must run and give the output
+stored, after notebooks/sanitize.cfg; cells marked ``# NBVAL_IGNORE_OUTPUT`` only run).
+Their kernels share a throw-away batchbook home, whose service is stopped at the end."""
 
 from __future__ import annotations
 

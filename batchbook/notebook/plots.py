@@ -56,7 +56,7 @@ def update_timeline(fig: Any, rows: Sequence[InputRow], size: int) -> None:
             fig.layout.yaxis.title = "input"
             for trace, status in zip(fig.data, ENDED, strict=True):
                 mine = [r for r in done if r.status == status]
-                trace.orientation = "h"
+                trace.orientation, trace.width = "h", 0.8  # one lane each, however few
                 trace.y = [r.input for r in mine]
                 trace.base = [r.started for r in mine]
                 trace.x = [max(1, (r.stopped or 0) - (r.started or 0)) for r in mine]
@@ -80,7 +80,7 @@ def update_timeline(fig: Any, rows: Sequence[InputRow], size: int) -> None:
                 high = min(BINS - 1, ((r.stopped or 0) - first) // step)
                 for k in range(low, high + 1):
                     running[k] += 1
-            trace.orientation = "v"
+            trace.orientation, trace.width = "v", None
             trace.x = [e + step // 2 for e in edges[:-1]]
             trace.y = running
             trace.base = None

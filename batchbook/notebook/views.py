@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 REFRESH_SECONDS = 1.0  # one live message a second at most, however fast the watcher goes
 PLOT_SECONDS = 3.0  # the plots (when shown) are redrawn at most this often while it runs
 LOG_TAIL = 20
+# the choices that mean "no filter" and "the latest attempt" (not None: ipywidgets reads a
+# Dropdown's None as "nothing selected" and shows it blank)
+ALL = "all"
+LATEST = 0
 
 
 class JobView:
@@ -59,14 +63,14 @@ class JobView:
 
         self.live = w.HTML()
         self.status_w = w.Dropdown(
-            options=[("all", None), *((s.lower(), s) for s in STATUSES)], description="show"
+            options=[("all", ALL), *((s.lower(), s) for s in STATUSES)], description="show"
         )
         self.sort_w = w.Dropdown(options=list(SORTS), description="sort by")
         self.descending_w = w.ToggleButton(description="descending")
         self.prev_w = w.Button(description="◀ page")
         self.next_w = w.Button(description="page ▶")
         self.select_w = w.Text(placeholder="e.g. 3 or 3, 7-9", description="select")
-        self.attempt_w = w.Dropdown(options=[("latest", None)], description="attempt")
+        self.attempt_w = w.Dropdown(options=[("latest", LATEST)], description="attempt")
         self.cancel_selected_w = w.Button(description="Cancel selected", button_style="warning")
         self.cancel_all_w = w.Button(description="Cancel all", button_style="danger")
         self.retry_w = w.Button(description="Retry failed")
@@ -91,7 +95,9 @@ class JobView:
         self.prev_w.on_click(lambda _: self.turn(-1))
         self.next_w.on_click(lambda _: self.turn(+1))
         self.select_w.observe(lambda change: self.select(change["new"]), names="value")
-        self.attempt_w.observe(lambda change: self.choose_attempt(change["new"]), names="value")
+        self.attempt_w.observe(
+            lambda change: self.choose_attempt(change["new"] or None), names="value"
+        )
         self.cancel_selected_w.on_click(lambda _: self.cancel_selected())
         self.cancel_all_w.on_click(lambda _: self.cancel_all())
         self.retry_w.on_click(lambda _: self.retry_failed())
@@ -153,7 +159,8 @@ class JobView:
 
     def _results_html(self) -> str:
         frame = self.job.to_frame()
-        shown = frame.drop(columns=["traceback"]).head(PAGE_ROWS)
+        hidden = ["traceback", "started", "stopped", "log_stream", "job_id"]
+        shown = frame.drop(columns=hidden).head(PAGE_ROWS)
         more = f"<div>first {PAGE_ROWS} of {len(frame):,} rows; job.to_frame() has all</div>"
         return (
             "<b>Results</b>" + shown.to_html(max_cols=20) + (more if len(frame) > PAGE_ROWS else "")
@@ -223,7 +230,7 @@ class JobView:
     def _on_table(self, _change: Any = None) -> None:
         self.table = dataclasses.replace(
             self.table,
-            status=self.status_w.value,
+            status=None if self.status_w.value == ALL else self.status_w.value,
             sort=self.sort_w.value,
             descending=self.descending_w.value,
             page=0,
@@ -248,7 +255,7 @@ class JobView:
             (detail,) = self.job.backend.describe([self._child(self.selection[0])[0]])
             streams = len(self._streams(detail))
             self.attempt_w.options = [
-                ("latest", None),
+                ("latest", LATEST),
                 *((str(n), n) for n in range(1, streams + 1)),
             ]
         self.refresh(self.snap)
@@ -308,3 +315,14 @@ def _ranges(indices: list[int]) -> str:
         else:
             spans.append([i, i])
     return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+
+
+def view(job: Any, plots: bool = False) -> JobView:
+    """A live view of a MapJob (or a Job's map); ``plots``: with the timeline and durations
+    shown. Displaying the job shows one too; this keeps it at hand (``view.refresh()``)."""
+    from batchbook.functions.futures import Job
+
+    shown = JobView(job.map_job if isinstance(job, Job) else job)
+    if plots:
+        shown.plots_w.value = True
+    return shown

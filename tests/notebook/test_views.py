@@ -94,7 +94,7 @@ def test_the_table_pages_sorts_and_filters(backend: Backend) -> None:
     assert all(r[1] == "FAILED" and r[5].startswith("ValueError: bad ") for r in rows_in(view))
     view.descending_w.value = True
     assert [r[0] for r in rows_in(view)] == failed[::-1]
-    view.status_w.value = None
+    view.status_w.value = "all"
     view.sort_w.value = "status"
     view.descending_w.value = False
     assert rows_in(view)[0][1] == "FAILED" and rows_in(view)[17][1] == "SUCCEEDED"
@@ -143,7 +143,7 @@ def test_the_log_tail_switches_attempts(backend: Backend) -> None:
     view.attempt_w.value = 1
     assert "attempt 1 of 2" in view.live.value and "attempt 1 says hello" in view.live.value
     assert "attempt 2 says hello" not in view.live.value
-    view.attempt_w.value = None
+    view.attempt_w.value = 0  # latest
     assert "attempt 2 says hello" in view.live.value
 
 
