@@ -21,6 +21,9 @@ from batchbook.errors import ClientError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 
+# enums AWS matches without regard to case (evaluateOnExit's "Retry" and "Exit")
+CASE_INSENSITIVE = frozenset({"RetryAction"})
+
 
 @functools.cache
 def models_index() -> dict[str, str]:
@@ -129,7 +132,11 @@ def _check(shape: Any, value: Any, path: str, response: bool = False) -> None:
         if not isinstance(value, types) or (kind != "boolean" and isinstance(value, bool)):
             raise ClientError(f"{name}: expected {kind}, got {type(value).__name__} {value!r:.60}")
         enum = getattr(shape, "enum", None)
-        if enum and value not in enum:
+        if (
+            enum
+            and value not in enum
+            and not (shape.name in CASE_INSENSITIVE and str(value).upper() in enum)
+        ):
             raise ClientError(f"{name}: {value!r:.60} is not one of {', '.join(enum)}")
         if kind in ("integer", "long") and isinstance(value, int):
             low, high = _INT_RANGE[kind]

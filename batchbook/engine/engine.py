@@ -225,7 +225,7 @@ class Engine:
 
     def cancel_job(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("CancelJob", req)
-        job = self.jobs.get(req["jobId"])
+        job = self.jobs.get(_job_id(req))
         if job is not None:
             targets = job.children if job.is_parent else [job]
             for target in targets:
@@ -236,7 +236,7 @@ class Engine:
 
     def terminate_job(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("TerminateJob", req)
-        job = self.jobs.get(req["jobId"])
+        job = self.jobs.get(_job_id(req))
         if job is not None:
             self._terminate(job, req["reason"])
         return {}
@@ -592,3 +592,11 @@ class Engine:
             queue.update((j.id, j) for j in ordered)
         self._changes = Changes()
         self._changed_jobs = {}
+
+
+def _job_id(req: dict[str, Any]) -> str:
+    """CancelJob's and TerminateJob's jobId: an empty one is refused, as AWS refuses it (an
+    unknown one is not: AWS answers 200 and does nothing)."""
+    if not req["jobId"]:
+        raise ClientError("jobId: must not be empty; give the id of the job to stop")
+    return str(req["jobId"])

@@ -24,7 +24,7 @@ from IPython.core import magic_arguments
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class
 
-from batchbook.errors import SerializationError
+from batchbook.errors import ResourceNotFound, SerializationError
 from batchbook.functions.api import attach, jobs
 from batchbook.functions.api import map as batch_map
 from batchbook.functions.backends import use
@@ -145,7 +145,7 @@ class BatchMagics(Magics):
             queue=args.queue,
             retries=args.retries,
             timeout=args.timeout,
-            depends_on=[self._job(j) for j in args.depends_on or []] or None,
+            depends_on=[self._dependency(j) for j in args.depends_on or []] or None,
         )
         self._cells[job.id] = items is not None
         if args.out:
@@ -327,6 +327,13 @@ class BatchMagics(Magics):
             profile=args.profile,
         )
         print(f"[batch] using {chosen!r}")
+
+    def _dependency(self, ref: str) -> MapJob | str:
+        """What --depends-on names: a MapJob (variable, map name or run id), else a job id."""
+        try:
+            return self._job(ref)
+        except ResourceNotFound:
+            return ref  # Batch refuses it at submission if no such job exists
 
     def _job(self, ref: str) -> MapJob:
         """A MapJob: the notebook variable ``ref``, or the map named (or with run id) ``ref``."""

@@ -147,6 +147,23 @@ def test_evaluate_on_exit_first_match(
     assert detail["retryStrategy"]["evaluateOnExit"][0] == {"onExitCode": "3", "action": "EXIT"}
 
 
+@pytest.mark.parametrize(("exit_action", "retry_action"), [("Exit", "Retry"), ("exit", "rEtRy")])
+def test_evaluate_on_exit_actions_are_not_case_sensitive(
+    driver: Driver, exit_action: str, retry_action: str
+) -> None:
+    rules = [
+        {"onExitCode": "3", "action": exit_action},
+        {"onExitCode": "1*", "action": retry_action},
+    ]
+    job = driver.submit(retryStrategy={"attempts": 3, "evaluateOnExit": rules})
+    for code in (11, 3):  # retried after 11, then an EXIT on 3
+        driver.step()
+        driver.finish(job, code)
+    driver.step()
+    detail = driver.detail(job)
+    assert detail["status"] == "FAILED" and len(detail["attempts"]) == 2
+
+
 def test_oom_attempt_matches_on_reason_and_reports_137(driver: Driver) -> None:
     job = driver.submit(retryStrategy={"attempts": 3, "evaluateOnExit": RULES})
     driver.step()

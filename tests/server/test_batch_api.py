@@ -159,6 +159,10 @@ def test_client_errors_have_aws_shape(batch: Any, service: Service) -> None:
         containerOverrides={"environment": [{"name": "E", "value": "x" * 31_000}]},
     )
     assert "30 KiB" in err["message"]
+    for stop in (batch.cancel_job, batch.terminate_job):  # an empty id is refused, as on AWS
+        err = error_of(stop, jobId="", reason="r")
+        assert err["status"] == 400 and "jobId: must not be empty" in err["message"]
+        assert stop(jobId="no-such-job", reason="r")["ResponseMetadata"]["HTTPStatusCode"] == 200
     # A request botocore would refuse to send, sent raw: still a 400 in AWS's shape.
     status, headers, body = raw(service, "POST", "/v1/nosuchoperation", b"{}")
     assert status == 400 and headers["x-amzn-ErrorType"] == "ClientException"
