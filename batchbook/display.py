@@ -43,6 +43,16 @@ def live_view(kind: str, handle: Any) -> Any | None:
     return builder(handle)
 
 
+_shown: dict[int, int] = {}  # id of a handle -> the cell (execution count) that shows its view
+
+
+def _cell() -> int:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return int(getattr(shell, "execution_count", 0) or 0)
+
+
 def show_live(kind: str, handle: Any) -> Any | None:
     """Display a live view of ``handle`` in the cell now; the view (None: none shown)."""
     view = live_view(kind, handle)
@@ -50,13 +60,16 @@ def show_live(kind: str, handle: Any) -> Any | None:
         from IPython.display import display
 
         display(view)
+        _shown[id(handle)] = _cell()
     return view
 
 
 def bundle(kind: str, handle: Any, text: str, page: str, **kwargs: Any) -> dict[str, Any]:
     """The display bundle: a live view's (in a kernel) with ``text`` and ``page`` as its
-    text/plain and text/html, so saved notebooks and terminals still read."""
-    view = live_view(kind, handle)
+    text/plain and text/html, so saved notebooks and terminals still read. A cell that
+    already shows the handle's view (``job.wait()`` as its last line) gets the text only."""
+    shown_here = in_kernel() and _shown.get(id(handle)) == _cell()
+    view = None if shown_here else live_view(kind, handle)
     out = dict(view._repr_mimebundle_(**kwargs) or {}) if view is not None else {}
     out.update({"text/plain": text, "text/html": page})
     return out

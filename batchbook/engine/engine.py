@@ -18,7 +18,7 @@ from typing import Any
 
 from batchbook.engine import views
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import JobSpec, JobState, Task
+from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop
 from batchbook.engine.placement import place
 from batchbook.engine.registry import Host, Registry, check_tags
 from batchbook.engine.resources import NONE, Resources
@@ -225,7 +225,7 @@ class Engine:
 
     def cancel_job(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("CancelJob", req)
-        job = self.jobs.get(_job_id(req))
+        job = self.jobs.get(job_to_stop(req))
         if job is not None:
             targets = job.children if job.is_parent else [job]
             for target in targets:
@@ -236,7 +236,7 @@ class Engine:
 
     def terminate_job(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("TerminateJob", req)
-        job = self.jobs.get(_job_id(req))
+        job = self.jobs.get(job_to_stop(req))
         if job is not None:
             self._terminate(job, req["reason"])
         return {}
@@ -592,11 +592,3 @@ class Engine:
             queue.update((j.id, j) for j in ordered)
         self._changes = Changes()
         self._changed_jobs = {}
-
-
-def _job_id(req: dict[str, Any]) -> str:
-    """CancelJob's and TerminateJob's jobId: an empty one is refused, as AWS refuses it (an
-    unknown one is not: AWS answers 200 and does nothing)."""
-    if not req["jobId"]:
-        raise ClientError("jobId: must not be empty; give the id of the job to stop")
-    return str(req["jobId"])

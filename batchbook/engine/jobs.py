@@ -8,6 +8,7 @@ from typing import Any
 
 from batchbook.engine.resources import Resources
 from batchbook.engine.retry import RetryStrategy
+from batchbook.errors import ClientError
 from batchbook.vocabulary import FINAL
 
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
@@ -194,3 +195,11 @@ class JobState:
             tags=rec.get("tags", {}),
         )
         return job
+
+
+def job_to_stop(req: dict[str, Any]) -> str:
+    """CancelJob's and TerminateJob's jobId: an empty one is refused, as AWS refuses it (an
+    unknown one is not: AWS answers 200 and does nothing)."""
+    if not req["jobId"]:
+        raise ClientError("jobId: must not be empty; give the id of the job to stop")
+    return str(req["jobId"])

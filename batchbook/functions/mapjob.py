@@ -182,6 +182,8 @@ class MapJob(RunState):
         latest by default) and the results read with it: no further Batch call."""
         snap = snap or self.snapshot()
         with self._lock:
+            if snap is not self._snapshot:  # another handle took it: read what it read
+                self._read_outcomes()
             outcomes, size, kept = self._outcomes, self.manifest["chunksize"], self._rows
             rows = []
             for i in range(self.size):

@@ -118,7 +118,7 @@ class RunState:
             else:
                 for o in outcomes:
                     old = known.get(o.input)
-                    if old is None or o.attempt >= old.attempt:
+                    if old is None or (o.attempt >= old.attempt and not old.ok):  # a value stays
                         known[o.input] = o
                         self._ok_in[o.input // size] += o.ok - (old is not None and old.ok)
         for chunk in {int(key[len(prefix) :].split("/", 1)[0]) for key in keys}:

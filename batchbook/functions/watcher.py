@@ -133,7 +133,10 @@ class Watcher(threading.Thread):
     def _refresh(self, runs: list[_Watched]) -> None:
         self.rounds += 1
         for watched in runs:
-            snap = watched.lead.snapshot(max_age=0)
+            try:
+                snap = watched.lead.snapshot(max_age=0)
+            except Exception:  # this one's look failed (throttled, deleted...): the next round
+                continue  # tries again; the other runs and views go on meanwhile
             with self._lock:
                 watched.latest = snap
                 callbacks = list(watched.callbacks)

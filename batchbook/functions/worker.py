@@ -207,12 +207,19 @@ def _environment_problems(manifest: dict[str, Any]) -> list[str]:
 def _fail_all(
     store: ObjectStore, manifest: dict[str, Any], chunk: int, attempt: int, stage: str, message: str
 ) -> None:
-    """Record the same failure for every input of the chunk (before any of them ran)."""
+    """Record the same failure for every input of the chunk that an earlier attempt did not
+    finish (before any of them ran): a value once back is never overwritten."""
     start, end = chunk_bounds_of(manifest["n"], manifest["chunksize"])[chunk]
+    done = {i for i, o in finished_outcomes(store, manifest["id"], chunk, attempt).items() if o.ok}
     now = time.time_ns() // 1_000_000
     error = _stage_error(stage, message)
-    outcomes = [(i, False, error, attempt, now, now, _peak_kib(), 0, 0) for i in range(start, end)]
-    store.put(results_key(manifest["id"], chunk, attempt, 0), block(outcomes))
+    outcomes = [
+        (i, False, error, attempt, now, now, _peak_kib(), 0, 0)
+        for i in range(start, end)
+        if i not in done
+    ]
+    if outcomes:
+        store.put(results_key(manifest["id"], chunk, attempt, 0), block(outcomes))
     print(f"batchbook worker: {message}", file=sys.stderr)
 
 

@@ -13,7 +13,7 @@ import types
 from dataclasses import dataclass, field
 from typing import Any
 
-from batchbook.functions.pickling import register_sources
+from batchbook.functions.pickling import register_sources, to_bytes
 
 
 @dataclass(frozen=True)
@@ -32,15 +32,29 @@ class CellCode:
 
 def run_cell(code: CellCode, index: int, item: Any = None) -> dict[str, Any]:
     """Run the cell with BATCH_INDEX = ``index`` and BATCH_ITEM = ``item``; the values of the
-    names it assigned (modules left out: imports stay here)."""
+    names it assigned (modules left out: imports stay here; a value that cannot be pickled
+    is left out and named in the job's output)."""
     __tracebackhide__ = True  # a remote traceback starts at the cell
     register_sources({**code.sources, code.filename: code.source})
     namespace: dict[str, Any] = {"__name__": "__main__", "__builtins__": builtins}
     namespace.update((name, pickle.loads(data)) for name, data in code.values.items())
     namespace.update(BATCH_INDEX=index, BATCH_ITEM=item)
     exec(compile(code.source, code.filename, "exec"), namespace)
-    return {
-        name: namespace[name]
-        for name in code.assigns
-        if name in namespace and not isinstance(namespace[name], types.ModuleType)
-    }
+    out: dict[str, Any] = {}
+    kept_back = []
+    for name in code.assigns:
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING or isinstance(value, types.ModuleType):
+            continue
+        try:
+            to_bytes(value)  # one that cannot come back must not take the others with it
+        except Exception as e:
+            kept_back.append(f"{name} ({type(value).__name__}: {type(e).__name__}: {e})")
+            continue
+        out[name] = value
+    if kept_back:
+        print(f"[batch] not brought back, as they cannot be pickled: {'; '.join(kept_back)}")
+    return out
+
+
+_MISSING = object()

@@ -66,9 +66,6 @@ def _block_reads(body: list[ast.stmt], defined: set[str]) -> Iterator[str]:
     for statement in body:
         blocks = _sub_blocks(statement)
         if blocks is None:  # a simple statement (or a def or class): its reads, then its binds
-            if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
-                name = statement.target.id
-                yield from [name] if name not in defined else []  # x += 1 reads x first
             yield from (n for n in _reads(statement, frozenset()) if n not in defined)
             if isinstance(statement, _ALWAYS_BINDS) and (
                 not isinstance(statement, ast.AnnAssign) or statement.value is not None
@@ -92,7 +89,8 @@ def _sub_blocks(s: ast.stmt) -> Blocks | None:
     """A compound statement as (what it reads on entry, [(names bound on entering a block,
     the block)]); None for a simple statement."""
     if isinstance(s, ast.For | ast.AsyncFor):
-        return [s.iter], [(_target_names(s.target), s.body), ([], s.orelse)]
+        # the iterable is read, and what a target like d["k"] reads (d)
+        return [s.iter, s.target], [(_target_names(s.target), s.body), ([], s.orelse)]
     if isinstance(s, ast.While | ast.If):
         return [s.test], [([], s.body), ([], s.orelse)]
     if isinstance(s, ast.With | ast.AsyncWith):
@@ -105,22 +103,33 @@ def _sub_blocks(s: ast.stmt) -> Blocks | None:
             blocks.append(([h.name] if h.name else [], [*caught, *h.body]))
         return [], [*blocks, ([], s.orelse), ([], s.finalbody)]
     if isinstance(s, ast.Match):
-        heads: list[ast.AST] = [s.subject, *(c.guard for c in s.cases if c.guard is not None)]
-        return heads, [(list(_bound_by(c.pattern)), c.body) for c in s.cases]
+        # the classes and values in patterns are read; a guard runs with the captures bound
+        heads: list[ast.AST] = [s.subject, *(c.pattern for c in s.cases)]
+        cases: list[tuple[list[str], list[ast.stmt]]] = [
+            (list(_bound_by(c.pattern)), [*([ast.Expr(c.guard)] if c.guard else []), *c.body])
+            for c in s.cases
+        ]
+        return heads, cases
     return None
 
 
 def _target_names(target: ast.AST) -> list[str]:
-    return [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    """The names a target binds (``d["k"]`` binds none: it reads d)."""
+    return [
+        n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
+    ]
 
 
 def _reads(node: ast.AST, enclosing: frozenset[str]) -> Iterator[str]:
     """Names ``node`` loads that are not bound by an enclosing function scope (so are the
     notebook's), in source order; ``enclosing``: names the enclosing function scopes bind."""
-    if isinstance(node, ast.Name):
-        if isinstance(node.ctx, ast.Load) and node.id not in enclosing:
+    if isinstance(node, ast.Name):  # `del x` needs x as much as reading it does
+        if isinstance(node.ctx, ast.Load | ast.Del) and node.id not in enclosing:
             yield node.id
         return
+    augmented = node.target if isinstance(node, ast.AugAssign) else None
+    if isinstance(augmented, ast.Name) and augmented.id not in enclosing:
+        yield augmented.id  # x += 1 reads x first (a global's too)
     if isinstance(node, _SCOPES):
         yield from _scope_reads(node, enclosing)
         return
@@ -163,8 +172,12 @@ def _scope_reads(node: ast.AST, enclosing: frozenset[str]) -> Iterator[str]:
     local = (params | set(_binds_in(body))) - declared_global
     inner = enclosing | local if not isinstance(node, ast.ClassDef) else enclosing
     for part in body:
+        # a class body's own names, read in it, are its own; its methods do not see them
+        own = (
+            local if not isinstance(node, ast.ClassDef) or not isinstance(part, _SCOPES) else set()
+        )
         for name in _reads(part, inner):
-            if name not in local:  # a class body's own names, read in it, are its own too
+            if name not in own:
                 yield name
 
 

@@ -198,6 +198,11 @@ class Dashboard:
     def _on_board(self, board: Board) -> None:
         self.refresh(board)
 
+    def close(self) -> None:
+        """Stop following the backend and close the widget (a dashboard never ends itself)."""
+        self.stop()
+        self.widget.close()
+
     def refresh(self, board: Board | None = None) -> None:
         with self._lock:
             self.board = board or look(self.backend)

@@ -36,6 +36,7 @@ from batchbook.notebook.output import CellOutput
 from batchbook.wording import count, size
 
 INTERRUPTED = "Interrupted in the notebook (Ctrl-C)"
+STREAM_SECONDS = 0.5  # a cell's output is read at least this often while its job runs
 COMMANDS = ("jobs", "logs", "cancel", "wait", "dashboard", "use")
 
 
@@ -187,9 +188,12 @@ class BatchMagics(Magics):
         values: dict[str, bytes] = {}
         filenames: set[str] = set()
         namespace = self.ns
+        hidden = getattr(self._shell, "user_ns_hidden", {})  # IPython's own: open, exit, In...
         for name in names.reads:
             if name not in namespace:  # a builtin, or a NameError the job will report
                 continue
+            if name in hidden and namespace[name] is hidden[name]:
+                continue  # the worker has its own (builtins.open, ...)
             value = namespace[name]
             try:
                 if isinstance(value, types.FunctionType | type):
@@ -220,19 +224,18 @@ class BatchMagics(Magics):
         output = None if follow is False else CellOutput(job, follow, sys.stdout)
         snapshots: queue.Queue[Any] = queue.Queue()
         unwatch = job.watch(snapshots.put)  # the watcher thread only queues; we print here
+        snap = None
         try:
-            while True:
-                try:
-                    snap = snapshots.get(timeout=1.0)
+            while snap is None or not snap.final:
+                try:  # news from the watcher, or every STREAM_SECONDS: output comes meanwhile
+                    snap = snapshots.get(timeout=STREAM_SECONDS)
                 except queue.Empty:
-                    continue
+                    snap = job.snapshot()  # at most SNAPSHOT_SECONDS old: no extra Batch call
                 if output is not None:
                     output.update(snap)
-                if snap.final:
-                    break
         except KeyboardInterrupt:
-            last = job.snapshot(max_age=0)
-            job.cancel(INTERRUPTED)
+            job.cancel(INTERRUPTED)  # first: whatever comes next, the job stops
+            last = snap or job.snapshot(max_age=0)  # as it stood when interrupted
             left = job.size - last.done - last.failed
             print(
                 f"[batch] interrupted: terminated {count(left, 'unfinished child', 'unfinished children')}"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from batchbook.functions.snapshot import Snapshot
 
 MAX_FAILED_SHOWN = 5  # children whose output is shown when they fail (the rest: a line)
+MAX_LINES = 2000  # lines printed per update while the job runs (the rest: the next updates)
 
 
 class CellOutput:
@@ -38,11 +39,13 @@ class CellOutput:
         self._failed_seen = 0
         self._failed_shown: set[int] = set()
         self._failed_more = 0
+        self._budget: int | None = None  # lines this update may still print (None: all)
 
     def update(self, snap: Snapshot) -> None:
         """Print what the followed children wrote since the last update (all of it once the
         snapshot is final), and the output of children that failed since."""
         todo = sorted(self.follow - self._done)
+        self._budget = None if snap.final else MAX_LINES  # the last read takes all that is left
         if todo:
             for detail in self.job.backend.describe(self._job_ids(todo)):
                 self._stream(detail)
@@ -73,34 +76,44 @@ class CellOutput:
         final = detail["status"] in FINAL
         if not final and detail.get("container", {}).get("logStreamName"):
             streams.append(detail["container"]["logStreamName"])
+        complete = True
         for attempt, stream in enumerate(streams, 1):
             if not stream or stream in self._drained:
                 continue
             if attempt > 1 and stream not in self._tokens:
                 self._write(self._prefix(index) + f"--- attempt {attempt} ---\n")
-            self._read(index, stream)
-            if attempt <= len(detail.get("attempts", [])):
+            complete = self._read(index, stream) and complete
+            if complete and attempt <= len(detail.get("attempts", [])):
                 self._drained.add(stream)
-        if final:
+        if final and complete:
             self._done.add(index)
 
-    def _read(self, index: int, stream: str) -> None:
+    def _read(self, index: int, stream: str) -> bool:
+        """Print what the stream holds past the last read, within this update's budget of
+        lines; True once it is read to its end (False: the rest comes next update)."""
         token = self._tokens.get(stream)
         prefix = self._prefix(index)
         logs = self.job.backend.logs
         while True:
+            if self._budget is not None and self._budget <= 0:
+                self._tokens[stream] = token
+                return False
             page = logs.get_log_events(
                 logGroupName=LOG_GROUP,
                 logStreamName=stream,
                 startFromHead=True,
+                limit=min(10_000, self._budget or 10_000),
                 **({"nextToken": token} if token else {}),
             )
             if page["events"]:
                 self._write("".join(f"{prefix}{e['message']}\n" for e in page["events"]))
-            if not page["events"] or page["nextForwardToken"] == token:
-                break
-            token = page["nextForwardToken"]
-        self._tokens[stream] = token
+                if self._budget is not None:
+                    self._budget -= len(page["events"])
+            ended = page["nextForwardToken"] == token or not page["events"]
+            token = page["nextForwardToken"]  # kept even from an empty page (CloudWatch's)
+            if ended:
+                self._tokens[stream] = token
+                return True
 
     def _show_failures(self) -> None:
         """The whole output of each newly failed child (up to MAX_FAILED_SHOWN of them)."""

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 REFRESH_SECONDS = 1.0  # one live message a second at most, however fast the watcher goes
 PLOT_SECONDS = 3.0  # the plots (when shown) are redrawn at most this often while it runs
 LOG_TAIL = 20
+RESULTS_AT_MOST = 1000  # a finished map this big shows its results frame in the view
 # the choices that mean "no filter" and "the latest attempt" (not None: ipywidgets reads a
 # Dropdown's None as "nothing selected" and shows it blank)
 ALL = "all"
@@ -60,6 +61,7 @@ class JobView:
         self._applied = 0.0
         self._unwatch: Any = None
         self._log_cache: dict[tuple[str, int], list[str]] = {}  # final attempts' tails
+        self._pages = 1
 
         self.live = w.HTML()
         self.status_w = w.Dropdown(
@@ -69,7 +71,9 @@ class JobView:
         self.descending_w = w.ToggleButton(description="descending")
         self.prev_w = w.Button(description="◀ page")
         self.next_w = w.Button(description="page ▶")
-        self.select_w = w.Text(placeholder="e.g. 3 or 3, 7-9", description="select")
+        self.select_w = w.Text(  # read on Enter or leaving the box, not at every key
+            placeholder="e.g. 3 or 3, 7-9", description="select", continuous_update=False
+        )
         self.attempt_w = w.Dropdown(options=[("latest", LATEST)], description="attempt")
         self.cancel_selected_w = w.Button(description="Cancel selected", button_style="warning")
         self.cancel_all_w = w.Button(description="Cancel all", button_style="danger")
@@ -146,18 +150,23 @@ class JobView:
         rows = self.job.input_rows(snap)
         if self.plots.children and (snap.final or time.monotonic() - self._plotted >= PLOT_SECONDS):
             self._draw(rows)
-        page, pages = table_page(rows, self.table)
-        total = sum(self.table.status in (None, r.status) for r in rows)
-        self.prev_w.disabled = self.table.page <= 0
-        self.next_w.disabled = self.table.page >= pages - 1
-        parts = [summary_html(snap), table_html(page, self.table, pages, total)]
-        if self.selection:
-            parts.append(self._log_part())
+        table, selection = self.table, list(self.selection)  # as they are now (under the lock)
+        page, pages = table_page(rows, table)
+        self._pages = pages
+        total = sum(table.status in (None, r.status) for r in rows)
+        first, last = table.page <= 0, table.page >= pages - 1
+        if (self.prev_w.disabled, self.next_w.disabled) != (first, last):
+            self.prev_w.disabled, self.next_w.disabled = first, last
+        parts = [summary_html(snap), table_html(page, table, pages, total)]
+        if selection:
+            parts.append(self._log_part(selection[0]))
         if self.message:
             parts.append(f"<div><i>{html.escape(self.message)}</i></div>")
         return "".join(parts)
 
     def _results_html(self) -> str:
+        if self.job.size > RESULTS_AT_MOST:  # to_frame() loads every value: not for a look
+            return f"<div><b>Results</b>: {self.job.size:,} inputs; job.to_frame() has them</div>"
         frame = self.job.to_frame()
         hidden = ["traceback", "started", "stopped", "log_stream", "job_id"]
         shown = frame.drop(columns=hidden).head(PAGE_ROWS)
@@ -205,14 +214,16 @@ class JobView:
             streams.append(current)
         return streams
 
-    def _log_part(self) -> str:
-        job_id, label = self._child(self.selection[0])
+    def _log_part(self, index: int) -> str:
+        job_id, label = self._child(index)
         (detail,) = self.job.backend.describe([job_id])
         streams = self._streams(detail)
         if not streams:
             return log_html(f"{label}: {detail['status'].lower()}, no attempt yet", [])
         number = self.attempt if self.attempt and self.attempt <= len(streams) else len(streams)
         stream = streams[number - 1]
+        if not stream:  # the attempt ended before its container started: it wrote nothing
+            return log_html(f"{label}, attempt {number} of {len(streams)}: no log", [])
         finished = number <= len(detail.get("attempts", []))
         key = (stream, number)
         lines = self._log_cache.get(key) if finished else None
@@ -228,6 +239,11 @@ class JobView:
 
     # ------------------------------------------------------------------ controls
     def _on_table(self, _change: Any = None) -> None:
+        with self._lock:
+            self._set_table()
+        self.refresh(self.snap)
+
+    def _set_table(self) -> None:
         self.table = dataclasses.replace(
             self.table,
             status=None if self.status_w.value == ALL else self.status_w.value,
@@ -235,22 +251,24 @@ class JobView:
             descending=self.descending_w.value,
             page=0,
         )
-        self.refresh(self.snap)
 
     def turn(self, pages: int) -> None:
-        """Go ``pages`` pages on (or back)."""
-        self.table = dataclasses.replace(self.table, page=max(0, self.table.page + pages))
+        """Go ``pages`` pages on (or back), within the pages there are."""
+        with self._lock:
+            page = min(max(0, self.table.page + pages), max(0, self._pages - 1))
+            self.table = dataclasses.replace(self.table, page=page)
         self.refresh(self.snap)
 
     def select(self, text: str) -> None:
         """Select inputs (``"3"``, ``"3, 7-9"``): the first one's log shows; they can be cancelled."""
-        try:
-            self.selection = parse_indices(text, self.job.size)
-        except ValueError as e:
-            self.selection, self.message = [], str(e)
-        else:
-            self.message = ""
-        self.attempt = None
+        with self._lock:
+            try:
+                self.selection = parse_indices(text, self.job.size)
+            except ValueError as e:
+                self.selection, self.message = [], str(e)
+            else:
+                self.message = ""
+            self.attempt = None
         if self.selection:
             (detail,) = self.job.backend.describe([self._child(self.selection[0])[0]])
             streams = len(self._streams(detail))
@@ -261,7 +279,8 @@ class JobView:
         self.refresh(self.snap)
 
     def choose_attempt(self, attempt: int | None) -> None:
-        self.attempt = attempt
+        with self._lock:
+            self.attempt = attempt
         self.refresh(self.snap)
 
     def cancel_selected(self) -> None:

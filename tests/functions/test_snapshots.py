@@ -170,3 +170,42 @@ def test_a_refresh_lists_only_the_chunks_that_may_have_written_more(backend: Bac
     assert again.snapshot(max_age=0).counts() == first.counts()
     assert [p for p in counted.store.listed if "/results/" in p] == []  # all complete now
     assert again.results(return_exceptions=True)[5].__class__.__name__ == "RemoteError"
+
+
+class Broken:
+    """A watched thing whose look fails once (a throttled call, say)."""
+
+    id = "broken-once"
+
+    def __init__(self) -> None:
+        self.looks = 0
+
+    def snapshot(self, max_age: float = 0) -> Any:
+        self.looks += 1
+        if self.looks == 1:
+            raise RuntimeError("this look failed")
+        return type("Final", (), {"final": True})()
+
+
+def test_a_failing_look_neither_stops_the_watcher_nor_the_other_runs(backend: Backend) -> None:
+    from batchbook.functions.watcher import watcher
+
+    broken, final = Broken(), threading.Event()
+    stop = watcher(backend).watch(broken, lambda snap: None)
+    job = batch.map(slow_square, range(3), chunksize=1)
+    job.watch(lambda snap: final.set() if snap.final else None)
+    assert final.wait(120)  # the map's final snapshot still came
+    assert watcher(backend).is_alive() and broken.looks >= 2  # and the broken one was retried
+    stop()
+
+
+def test_a_second_handle_shows_the_rows_of_the_shared_snapshot(backend: Backend) -> None:
+    from batchbook.functions.mapjob import MapJob
+
+    job = batch.map(slow_square, range(4), chunksize=1)
+    final = threading.Event()
+    job.watch(lambda snap: final.set() if snap.final else None)
+    assert final.wait(120)
+    other = MapJob.load(backend, job.id)  # has read nothing itself
+    rows = other.input_rows(other.snapshot())  # the watcher's snapshot of the run
+    assert [r.status for r in rows] == ["SUCCEEDED"] * 4

@@ -126,6 +126,31 @@ def test_walrus_and_except_and_with_names_bind_at_the_top() -> None:
     assert assigns == ["n", "err", "message", "handle", "text"]
 
 
+def test_del_match_globals_methods_and_subscript_targets() -> None:
+    reads, _, _ = names(
+        """
+        del big
+        match point:
+            case Point(x=0) if limit > 0:
+                pass
+            case Color.RED:
+                pass
+            case [first, *rest] if first > rest[0]:
+                pass
+        def bump():
+            global total
+            total += 1
+        class A:
+            y = 1
+            def f(self):
+                return y
+        for d["k"] in pairs:
+            pass
+        """
+    )
+    assert reads == ["big", "point", "Point", "Color", "limit", "total", "y", "pairs", "d"]
+
+
 def test_a_syntax_error_is_raised() -> None:
     with pytest.raises(SyntaxError):
         cell_names("x = (")

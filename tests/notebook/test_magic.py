@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import batchbook as batch
 from batchbook.functions.backend import Backend
@@ -19,6 +20,20 @@ def test_a_cell_takes_what_it_reads_and_brings_back_what_it_assigns(kernel: Kern
     assert "changes made in place to what is sent are not brought back" in listing
     assert "imports (math) stay on the worker" in listing
     assert kernel.value("[total, root, 'math' in dir()]") == [50, math.sqrt(50), False]
+
+
+def test_an_unpicklable_assignment_stays_behind_and_the_others_come_back(kernel: Kernel) -> None:
+    out = kernel.ok("%%batch --quiet\nimport threading\nlock = threading.Lock()\nvalue = 3")
+    assert "[batch] not brought back, as they cannot be pickled: lock (lock:" in out.stdout
+    assert kernel.value("[value, 'lock' in dir()]") == [3, False]
+
+
+def test_ipythons_own_names_are_not_sent(kernel: Kernel, tmp_path: Any) -> None:
+    (tmp_path / "f.txt").write_text("abc")
+    kernel.ok(f"path = {str(tmp_path / 'f.txt')!r}")
+    out = kernel.ok("%%batch\nwith open(path) as f:\n    n = len(f.read())")
+    assert "sending path (" in out.stdout and "open (" not in out.stdout
+    assert kernel.value("n") == 3
 
 
 def test_sizes_are_the_pickled_sizes(kernel: Kernel) -> None:

@@ -204,7 +204,7 @@ def test_the_dashboard_shows_environments_queues_and_recent_runs(
     job.wait(progress=False)
     until(backend, lambda: live.board is not None and live.board.environments[0]["in_use"] == 0)
     assert "SUCCEEDED" in live.widget.value or "succeeded" in live.widget.value
-    live.stop()
+    live.close()
 
 
 def test_outside_a_kernel_a_map_shows_as_text_and_html(backend: Backend) -> None:
