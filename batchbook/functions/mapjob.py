@@ -201,6 +201,11 @@ class MapJob(RunState):
                 rows.append(input_row(i, status, outcome, snap.chunk_reasons.get(i // size)))
             return rows
 
+    def earlier_rows(self) -> list[InputRow]:
+        """A row for each attempt an input had before its latest one (for timelines)."""
+        with self._lock:
+            return [input_row(o.input, "FAILED", o, None) for o in self.earlier]
+
     # ------------------------------------------------------------------ waiting
     def wait(self, timeout: float | None = None, progress: bool = True) -> MapJob:
         """Block until every input is final (or ``timeout`` seconds): in a kernel, the live

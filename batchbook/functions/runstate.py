@@ -48,6 +48,7 @@ class RunState:
         self._ok_in = [0] * len(self.chunks)  # chunk -> its inputs with a value
         self._complete: set[int] = set()  # chunks that will write no more results
         self._rows: dict[int, InputRow] = {}  # the table rows of inputs with a value
+        self.earlier: list[Outcome] = []  # outcomes of attempts an input had before its latest
         # chunk -> its DescribeJobs detail (final ones are kept, not asked again)
         self._details: dict[int, dict[str, Any]] = {}
         self._parent: dict[str, Any] = {}
@@ -121,6 +122,10 @@ class RunState:
                     if old is None or (o.attempt >= old.attempt and not old.ok):  # a value stays
                         known[o.input] = o
                         self._ok_in[o.input // size] += o.ok - (old is not None and old.ok)
+                        if old is not None and old.attempt != o.attempt:
+                            self.earlier.append(old)  # an attempt the input had before
+                    elif old.attempt != o.attempt:
+                        self.earlier.append(o)
         for chunk in {int(key[len(prefix) :].split("/", 1)[0]) for key in keys}:
             start, end = self.chunks[chunk]
             if self._ok_in[chunk] == end - start:  # every input has its value

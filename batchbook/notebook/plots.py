@@ -2,9 +2,10 @@
 
 Both are built from input rows (so from a snapshot, with no Batch call) and have a fixed
 set of traces, one per final status, so a live update only sets their data (one
-``batch_update``). Up to ``LANES`` inputs the timeline draws a lane per input, a bar from
-its start to its end; above that it draws how many inputs were running over time,
-stacked by how they ended, in ``BINS`` steps.
+``batch_update``). Up to ``LANES`` inputs the timeline draws a lane per input, a bar for
+each attempt it had, from its start to its end (earlier attempts failed); above that it
+draws how many inputs were running over time, stacked by how they ended, in ``BINS``
+steps. An attempt shows once it ended. The histogram counts each input's latest attempt.
 """
 
 from __future__ import annotations

@@ -179,7 +179,7 @@ class JobView:
         from batchbook.notebook.plots import update_durations, update_timeline
 
         timeline, durations = self.plots.children
-        update_timeline(timeline, rows, self.job.size)
+        update_timeline(timeline, rows + self.job.earlier_rows(), self.job.size)  # every attempt
         update_durations(durations, rows)
         self._plotted = time.monotonic()
 

@@ -145,6 +145,9 @@ def test_the_log_tail_switches_attempts(backend: Backend) -> None:
     assert "attempt 2 says hello" not in view.live.value
     view.attempt_w.value = 0  # latest
     assert "attempt 2 says hello" in view.live.value
+    view.plots_w.value = True  # the timeline has a bar for each attempt of the input
+    succeeded, failed = view.plots.children[0].data
+    assert (list(succeeded.y), list(failed.y)) == ([0], [0])
 
 
 def test_plots_draw_lanes_or_inputs_running_over_time(backend: Backend) -> None:
