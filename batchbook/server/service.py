@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import selectors
 import signal
 import sys
@@ -29,6 +30,15 @@ from batchbook.server.routes import INTERPRETER_OPERATION, WAIT_OPERATION, route
 from batchbook.version import __version__
 
 MAX_BODY_BYTES = 1 << 20  # far above SubmitJob's 30 KiB; anything bigger is refused unread
+IDLE_SECONDS = 10  # a connection that sends nothing for this long is closed
+MAX_CONNECTIONS = 8192  # open at once; more are answered 503 (see _Server)
+FDS_KEPT = 256  # file descriptors left to the engine (state db, logs, pipes)
+_BUSY = b'{"__type": "ServerException", "message": "too many open connections; try again"}'
+BUSY_REPLY = (  # written straight to a socket past MAX_CONNECTIONS: AWS's shape, then closed
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    b"x-amzn-ErrorType: ServerException\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY), _BUSY)
+)
 PING_PATH = "/batchbook/ping"
 Response = tuple[int, dict[str, str], bytes]
 
@@ -170,12 +180,55 @@ def _error(service: str, error: BatchbookError) -> Response:
 
 
 class _Server(ThreadingHTTPServer):
+    """One thread per connection, at most MAX_CONNECTIONS of them: a connection past that is
+    answered 503 at once and closed, so stalled clients can pin neither every thread nor
+    every file descriptor (each stalled one is dropped after IDLE_SECONDS anyway)."""
+
     daemon_threads = True
     request_queue_size = 256
     service: BatchService
 
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]):
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(_connection_bound())
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.sendall(BUSY_REPLY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _connection_bound() -> int:
+    """MAX_CONNECTIONS, within the file descriptors this process may open (its soft limit
+    raised to the hard one first), leaving room for the engine's own files and pipes."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    room = MAX_CONNECTIONS if soft == resource.RLIM_INFINITY else soft - FDS_KEPT
+    return max(16, min(MAX_CONNECTIONS, room))
+
 
 class _Handler(BaseHTTPRequestHandler):
+    timeout = IDLE_SECONDS  # a request's headers and body, and a kept-alive connection's next one
     protocol_version = "HTTP/1.1"
     default_request_version = "HTTP/1.1"  # even a garbled request line gets a status line back
     disable_nagle_algorithm = True  # headers and body go out at once, not 40 ms apart
