@@ -93,6 +93,9 @@ def serve(args: argparse.Namespace) -> int:
     from batchbook.errors import StateDirInUse, UnsafeStateDir
     from batchbook.server.service import run_service
 
+    if args.max_log_stream_mib < 1:
+        print("batchbook serve: --max-log-stream-mib: give 1 MiB or more", file=sys.stderr)
+        return 2
     try:
         return run_service(
             args.state_dir,
@@ -101,6 +104,7 @@ def serve(args: argparse.Namespace) -> int:
             ready_fd=args.ready_fd,
             min_timeout_seconds=args.min_timeout,
             preload=tuple(filter(None, args.preload.split(","))),
+            max_log_stream_mib=args.max_log_stream_mib,
         )
     except (StateDirInUse, UnsafeStateDir, OSError) as e:
         print(f"batchbook serve: {e}", file=sys.stderr)
@@ -183,6 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MODULE,...",
         help="modules the fork server loads before the first python -m attempt (default: "
         "batchbook's map worker)",
+    )
+    p_serve.add_argument(
+        "--max-log-stream-mib",
+        type=int,
+        default=1024,
+        metavar="MIB",
+        help="what one attempt's log stream may hold; past it, a note and the rest dropped "
+        "(default 1024)",
     )
     p_serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     for name, text in (

@@ -9,13 +9,13 @@ each line with a millisecond timestamp to the attempt's log file, reaps the
 children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
 
 Usage: ``python -m batchbook.runtime.forkserver <scratch root> [--preload MODULE,...]
-[--sigchld]``. Protocol on its stdin/stdout: frames (:mod:`batchbook.runtime.frames`).
+[--max-log-stream-mib N] [--sigchld]``. Protocol on its stdin/stdout: frames (:mod:`batchbook.runtime.frames`).
 In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
 boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
 When its stdin closes (the engine is gone) it kills every child group and exits.
 
-This module imports nothing from batchbook beyond the package root and the light frames
-and /proc modules, on purpose. The modules it is told to preload (batchbook's map runner,
+This module imports nothing from batchbook beyond the package root and the light frames,
+streams and /proc modules, on purpose. The modules it is told to preload (batchbook's map runner,
 say) are loaded just before the first ``python -m`` start, so that every attempt of that
 wave forks with them warm (commands started after that see them, and what they import,
 already in sys.modules).
@@ -33,7 +33,6 @@ import atexit
 import builtins
 import contextlib
 import gc
-import io
 import os
 import resource
 import runpy
@@ -49,6 +48,7 @@ from typing import Any
 
 from batchbook.runtime.frames import decode_frames, encode
 from batchbook.runtime.proc import boot_ticks
+from batchbook.runtime.streams import DEFAULT_CAP_MIB, StreamWriter
 
 _PYTHON_NAMES = {"python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
 # Variables that change how an interpreter starts: with any of them set, exec a real one.
@@ -94,18 +94,10 @@ def plan(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
 
 
 class Child:
-    __slots__ = ("buf", "fd", "log", "log_path", "pid", "rusage", "scratch", "status", "task_id")
+    __slots__ = ("fd", "log", "pid", "rusage", "scratch", "status", "task_id")
 
-    def __init__(self, task_id: str, pid: int, fd: int, log_path: str, scratch: str):
-        self.task_id, self.pid, self.fd, self.log_path, self.scratch = (
-            task_id,
-            pid,
-            fd,
-            log_path,
-            scratch,
-        )
-        self.log: io.FileIO | None = None  # opened at the first line: silent attempts cost no file
-        self.buf = b""
+    def __init__(self, task_id: str, pid: int, fd: int, log: StreamWriter, scratch: str):
+        self.task_id, self.pid, self.fd, self.log, self.scratch = task_id, pid, fd, log, scratch
         self.status: int | None = None
         self.rusage: Any = None
 
@@ -118,9 +110,11 @@ class ForkServer:
         scratch_root: str,
         pidfds: bool = True,
         preload: tuple[str, ...] = (),
+        log_cap: int = DEFAULT_CAP_MIB << 20,
     ):
         self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
         self.preload = preload  # loaded before the first `python -m` start (see warm_up)
+        self.log_cap = log_cap  # bytes an attempt's log stream may hold
         self.base_env = dict(os.environ)
         own = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
         self.base_path = [p for p in sys.path[1:] if p not in own]
@@ -229,7 +223,7 @@ class ForkServer:
         ):
             os.close(w)
             os.set_blocking(r, False)
-            child = Child(task_id, pid, r, log_path, scratch)
+            child = Child(task_id, pid, r, StreamWriter(log_path, self.log_cap), scratch)
             self.children[pid] = child
             self.by_fd[r] = child
             self.poll.register(r, select.EPOLLIN)
@@ -330,25 +324,7 @@ class ForkServer:
             if not data:
                 self.close_pipe(child)
                 return self.report(child) if child.status is not None else None
-            self.write_lines(child, data)
-
-    def write_lines(self, child: Child, data: bytes) -> None:
-        lines = (child.buf + data).split(b"\n")
-        child.buf = lines.pop()
-        if len(child.buf) > 256 * 1024:  # an event holds at most 256 KiB, as in CloudWatch
-            lines.append(child.buf)
-            child.buf = b""
-        if lines:
-            if child.log is None:
-                folder = os.path.dirname(child.log_path)
-                if folder not in self.log_dirs:
-                    os.makedirs(folder, exist_ok=True)
-                    self.log_dirs.add(folder)
-                # unbuffered: what each read of the pipe brings is in the log at once, for
-                # whoever follows it (a cell streaming its job's output, `aws logs tail`)
-                child.log = open(child.log_path, "ab", buffering=0)  # noqa: SIM115 - closed with the pipe
-            stamp = b"%d\t" % (time.time_ns() // 1_000_000)
-            child.log.write(b"".join(stamp + line + b"\n" for line in lines))
+            child.log.write(data, self.log_dirs)
 
     def close_pipe(self, child: Child) -> None:
         if child.fd < 0:
@@ -357,10 +333,7 @@ class ForkServer:
         del self.by_fd[child.fd]
         os.close(child.fd)
         child.fd = -1
-        if child.buf:
-            self.write_lines(child, b"\n")
-        if child.log is not None:
-            child.log.close()
+        child.log.close(self.log_dirs)
 
     def reap(self, child: Child, pidfd: int) -> bytes:
         """The child of ``pidfd`` exited: collect it; its "exited" message (or b"")."""
@@ -574,6 +547,9 @@ def main() -> None:
     preload: tuple[str, ...] = ()
     if "--preload" in options:
         preload = tuple(filter(None, options[options.index("--preload") + 1].split(",")))
+    cap_mib = DEFAULT_CAP_MIB
+    if "--max-log-stream-mib" in options:
+        cap_mib = int(options[options.index("--max-log-stream-mib") + 1])
     ctrl_in, ctrl_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -584,7 +560,12 @@ def main() -> None:
     _child_umask = os.umask(0o077)  # logs and scratch folders are the user's only; jobs get theirs
     _libc = load_libc()
     server = ForkServer(
-        ctrl_in, ctrl_out, scratch_root, pidfds="--sigchld" not in options, preload=preload
+        ctrl_in,
+        ctrl_out,
+        scratch_root,
+        pidfds="--sigchld" not in options,
+        preload=preload,
+        log_cap=cap_mib << 20,
     )
     server.serve()
 

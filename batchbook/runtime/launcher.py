@@ -18,9 +18,12 @@ class Launcher:
     it can take them). ``preload``: modules the fork server loads before the first ``python
     -m`` start, so every attempt of that wave forks with them warm."""
 
-    def __init__(self, state_dir: Path, preload: tuple[str, ...] = ()):
+    def __init__(
+        self, state_dir: Path, preload: tuple[str, ...] = (), max_log_stream_mib: int = 1024
+    ):
         self.state_dir = state_dir
         self.preload = preload
+        self.max_log_stream_mib = max_log_stream_mib
         self.logs_dir = state_dir / "logs"
         self.scratch_dir = state_dir / "scratch"
         private_dir(self.scratch_dir)
@@ -38,6 +41,8 @@ class Launcher:
                     "batchbook.runtime.forkserver",
                     str(self.scratch_dir),
                     *preload,
+                    "--max-log-stream-mib",
+                    str(self.max_log_stream_mib),
                 ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,

@@ -81,8 +81,10 @@ class LocalBatch:
         cpus: int | None = None,
         memory_mib: int | None = None,
         preload: tuple[str, ...] = (),
+        max_log_stream_mib: int = 1024,
     ):
-        """``preload``: modules the fork server loads before the first ``python -m`` attempt."""
+        """``preload``: modules the fork server loads before the first ``python -m`` attempt;
+        ``max_log_stream_mib``: what an attempt's log stream may hold (the rest is dropped)."""
         self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
         private_dir(self.state_dir)  # 0700, this user's: refused otherwise
         self._lock_file = _lock_state_dir(self.state_dir)
@@ -95,7 +97,7 @@ class LocalBatch:
         self.engine = Engine(now_ms, host, EngineConfig(min_timeout_seconds=min_timeout_seconds))
         self.db = StateDB(self.state_dir / "state.db")
         self.engine.load(*self.db.load())
-        self.launcher = Launcher(self.state_dir, preload)
+        self.launcher = Launcher(self.state_dir, preload, max_log_stream_mib)
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         # task id -> (pid, memory limit in bytes, log stream) of each attempt in flight
