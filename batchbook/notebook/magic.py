@@ -268,7 +268,10 @@ class BatchMagics(Magics):
 
     # ------------------------------------------------------------------ %batch
     def _command(self, line: str) -> Any:
-        words = shlex.split(line)
+        try:
+            words = shlex.split(line)
+        except ValueError as e:  # an unmatched quote
+            raise UsageError(f"%batch: {e} in {line!r:.80}") from None
         if not words or words[0] not in COMMANDS:
             raise UsageError(
                 f"%batch: {'a command is needed' if not words else repr(words[0]) + ' is not a command'}"

@@ -143,6 +143,7 @@ def test_the_commands(kernel: Kernel, backend: Backend) -> None:
     for line, says in [
         ("%batch nope", "'nope' is not a command; the commands are jobs, logs, cancel"),
         ("%batch", "a command is needed"),
+        ("%batch logs 'unclosed", "No closing quotation"),
         ("%batch logs", "%batch logs: the following arguments are required: job"),
         ("%%batch --array 2 --over words\nx = 1", "--array and --over cannot be combined"),
         ("%%batch --array 0\nx = 1", "--array: 0 children; give 1 or more"),
