@@ -70,6 +70,12 @@ def bundle(kind: str, handle: Any, text: str, page: str, **kwargs: Any) -> dict[
     already shows the handle's view (``job.wait()`` as its last line) gets the text only."""
     shown_here = in_kernel() and _shown.get(id(handle)) == _cell()
     view = None if shown_here else live_view(kind, handle)
-    out = dict(view._repr_mimebundle_(**kwargs) or {}) if view is not None else {}
+    return with_text(view, text, page, **kwargs)
+
+
+def with_text(shown: Any, text: str, page: str, **kwargs: Any) -> dict[str, Any]:
+    """``shown``'s display bundle (a widget's, or none) with ``text`` and ``page`` as its
+    text/plain and text/html."""
+    out = dict(shown._repr_mimebundle_(**kwargs) or {}) if shown is not None else {}
     out.update({"text/plain": text, "text/html": page})
     return out

@@ -81,9 +81,11 @@ class RunState:
     # ------------------------------------------------------------------ state
     @property
     def chunk_job_ids(self) -> list[str]:
-        if len(self.chunks) == 1:
-            return [self.job_id]
-        return [f"{self.job_id}:{i}" for i in range(len(self.chunks))]
+        return [self.chunk_job_id(i) for i in range(len(self.chunks))]
+
+    def chunk_job_id(self, chunk: int) -> str:
+        """The job that runs ``chunk``: the array's child, or the job itself if it has one."""
+        return self.job_id if len(self.chunks) == 1 else f"{self.job_id}:{chunk}"
 
     def _chunk_of(self, index: int) -> int:
         return index // self.manifest["chunksize"]

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchbook.display import with_text
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
 from batchbook.functions.ledger import read_ledger
@@ -212,10 +213,8 @@ class Dashboard:
             self.refreshes += 1
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         board = self.board or look(self.backend)
-        bundle.update({"text/plain": repr(board), "text/html": board._repr_html_()})
-        return bundle
+        return with_text(self.widget, repr(board), board._repr_html_(), **kwargs)
 
     def __repr__(self) -> str:
         return repr(self.board or look(self.backend))

@@ -21,6 +21,16 @@ MAX_FAILED_SHOWN = 5  # children whose output is shown when they fail (the rest:
 MAX_LINES = 2000  # lines printed per update while the job runs (the rest: the next updates)
 
 
+def attempt_streams(detail: dict[str, Any]) -> list[str]:
+    """A job's log streams, one per attempt in order, the running one last ("" for an
+    attempt that ended before its container started)."""
+    streams = [a["container"].get("logStreamName", "") for a in detail.get("attempts", [])]
+    current = (detail.get("container") or {}).get("logStreamName")
+    if detail["status"] not in FINAL and current:
+        streams.append(current)
+    return streams
+
+
 class CellOutput:
     """Streams ``follow`` (child indices; None: every child) into ``out``; with
     ``failures``, also the output of other children once they fail."""
@@ -61,9 +71,7 @@ class CellOutput:
         self.out.flush()
 
     def _job_ids(self, indices: list[int]) -> list[str]:
-        if not self.array:
-            return [self.job.job_id]
-        return [f"{self.job.job_id}:{i}" for i in indices]
+        return [self.job.chunk_job_id(i) for i in indices]  # one child per input here
 
     def _index(self, detail: dict[str, Any]) -> int:
         return int((detail.get("arrayProperties") or {}).get("index", 0))
@@ -72,10 +80,8 @@ class CellOutput:
         """Read the child's attempts in order: the finished ones to their end, then the
         current one as far as it got."""
         index = self._index(detail)
-        streams = [a["container"].get("logStreamName") for a in detail.get("attempts", [])]
+        streams = attempt_streams(detail)
         final = detail["status"] in FINAL
-        if not final and detail.get("container", {}).get("logStreamName"):
-            streams.append(detail["container"]["logStreamName"])
         complete = True
         for attempt, stream in enumerate(streams, 1):
             if not stream or stream in self._drained:

@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 import ipywidgets as w
 
+from batchbook.display import with_text
 from batchbook.errors import BatchbookError
+from batchbook.functions.log_lines import log_lines
+from batchbook.notebook.output import attempt_streams
 from batchbook.notebook.render import (
     PAGE_ROWS,
     SORTS,
@@ -29,7 +32,7 @@ from batchbook.notebook.render import (
     table_html,
     table_page,
 )
-from batchbook.vocabulary import FINAL, LOG_GROUP, STATUSES
+from batchbook.vocabulary import STATUSES
 from batchbook.wording import count
 
 if TYPE_CHECKING:
@@ -111,10 +114,8 @@ class JobView:
 
     # ------------------------------------------------------------------ display
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        bundle = dict(self.widget._repr_mimebundle_(**kwargs) or {})
         snap = self.snap or self.job.snapshot()
-        bundle.update({"text/plain": repr(snap), "text/html": snap._repr_html_()})
-        return bundle
+        return with_text(self.widget, repr(snap), snap._repr_html_(), **kwargs)
 
     def __repr__(self) -> str:
         return repr(self.snap or self.job.snapshot())
@@ -204,20 +205,12 @@ class JobView:
             return self.job.job_id, f"input {index}"
         first, end = self.job.chunks[chunk]
         inputs = f"input {first}" if end - first == 1 else f"inputs {first}-{end - 1}"
-        return f"{self.job.job_id}:{chunk}", f"child {chunk} ({inputs})"
-
-    def _streams(self, detail: dict[str, Any]) -> list[str]:
-        """The child's attempts' log streams in order, the running one last."""
-        streams = [a["container"].get("logStreamName", "") for a in detail.get("attempts", [])]
-        current = (detail.get("container") or {}).get("logStreamName")
-        if detail["status"] not in FINAL and current:
-            streams.append(current)
-        return streams
+        return self.job.chunk_job_id(chunk), f"child {chunk} ({inputs})"
 
     def _log_part(self, index: int) -> str:
         job_id, label = self._child(index)
         (detail,) = self.job.backend.describe([job_id])
-        streams = self._streams(detail)
+        streams = attempt_streams(detail)
         if not streams:
             return log_html(f"{label}: {detail['status'].lower()}, no attempt yet", [])
         number = self.attempt if self.attempt and self.attempt <= len(streams) else len(streams)
@@ -228,10 +221,7 @@ class JobView:
         key = (stream, number)
         lines = self._log_cache.get(key) if finished else None
         if lines is None:
-            page = self.job.backend.logs.get_log_events(
-                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=LOG_TAIL
-            )
-            lines = [e["message"] for e in page["events"]]
+            lines = log_lines(self.job.backend.logs, stream, 0, None, LOG_TAIL)
             if finished:
                 self._log_cache[key] = lines
         title = f"{label}, attempt {number} of {len(streams)}, last {LOG_TAIL} lines"
@@ -271,7 +261,7 @@ class JobView:
             self.attempt = None
         if self.selection:
             (detail,) = self.job.backend.describe([self._child(self.selection[0])[0]])
-            streams = len(self._streams(detail))
+            streams = len(attempt_streams(detail))
             self.attempt_w.options = [
                 ("latest", LATEST),
                 *((str(n), n) for n in range(1, streams + 1)),
