@@ -103,6 +103,7 @@ def serve(args: argparse.Namespace) -> int:
             throttle_rps=args.throttle,
             ready_fd=args.ready_fd,
             min_timeout_seconds=args.min_timeout,
+            min_state_limit_seconds=args.min_state_limit,
             preload=tuple(filter(None, args.preload.split(","))),
             max_log_stream_mib=args.max_log_stream_mib,
         )
@@ -180,6 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         default=60,
         metavar="SECONDS",
         help="smallest attemptDurationSeconds accepted (AWS: 60)",
+    )
+    p_serve.add_argument(
+        "--min-state-limit",
+        type=int,
+        default=600,
+        metavar="SECONDS",
+        help="smallest jobStateTimeLimitActions maxTimeSeconds accepted (AWS: 600)",
     )
     p_serve.add_argument(
         "--preload",

@@ -34,6 +34,7 @@ TIMEOUT_REASON = "Job attempt duration exceeded timeout"
 DEPENDENCY_FAILED = "Dependent Job failed"
 CHILD_FAILED = "Array Child Job failed"
 OOM_REASON = "OutOfMemoryError: Container killed due to memory usage"
+MAIN_NODE_EXITED = "Main node exited; the multi-node job is finished"
 HOST_LOST = "Host EC2 (instance local) terminated."
 # What a RUNNABLE job's statusReason starts with when it can never start as it is
 NEVER_STARTS = ("MISCONFIGURATION:",)

@@ -18,14 +18,14 @@ from typing import Any
 
 from batchbook.engine import views
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop
+from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop, parent_id
+from batchbook.engine.operations import ObjectOperations
 from batchbook.engine.placement import place
-from batchbook.engine.registry import Host, Registry, check_tags
+from batchbook.engine.registry import Host, Registry
 from batchbook.engine.resources import NONE, Resources
+from batchbook.engine.statelimits import heads_to_stop, stop_reason
 from batchbook.engine.submitjob import parse_submit_job
-from batchbook.engine.tags import resource_tags
 from batchbook.engine.transitions import check_invariants, check_transition
-from batchbook.errors import ClientError
 from batchbook.validation import validate_request
 from batchbook.vocabulary import (
     ACTIVE,
@@ -34,12 +34,10 @@ from batchbook.vocabulary import (
     DEPENDENCY_FAILED,
     ESSENTIAL_EXITED,
     FINAL,
-    MAX_DESCRIBE_JOBS,
-    MAX_TAGS,
+    MAIN_NODE_EXITED,
     OOM_REASON,
     STATUSES,
     TIMEOUT_REASON,
-    check_range,
     log_stream_name,
     name_of,
 )
@@ -59,20 +57,23 @@ class Changes:
 @dataclass(frozen=True)
 class EngineConfig:
     min_timeout_seconds: int = 60  # AWS's floor; the local runtime may lower it for tests
+    min_state_limit_seconds: int = 600  # of jobStateTimeLimitActions' maxTimeSeconds, likewise
 
 
-class Engine:
+class Engine(ObjectOperations):
     def __init__(self, clock: Clock, host: Host, config: EngineConfig | None = None):
         self.clock = clock
         self.host = host
         self.config = config or EngineConfig()
-        self.registry = Registry(host, self._object_changed)
+        self.min_timeout_seconds = self.config.min_timeout_seconds
+        self.registry = Registry(host, self._object_changed, self.config.min_state_limit_seconds)
         self.jobs: dict[str, JobState] = {}
         self._runnable: dict[str, dict[str, JobState]] = {}  # queue name -> FIFO of RUNNABLE jobs
         self._submitted: deque[JobState] = deque()
         self._tasks: dict[str, JobState] = {}  # task id -> job with that attempt in flight
         self._used: dict[str, Resources] = {}  # compute environment -> what is reserved
         self._deadlines: list[tuple[int, str]] = []  # (epoch ms, task id) attempt timeouts
+        self._limit_timers: list[tuple[int, str]] = []  # (epoch ms, job id) state time limits
         self._actions: list[Action] = []
         self._seq = 0
         self._changes = Changes()
@@ -104,77 +105,6 @@ class Engine:
     def job_arn(self, job_id: str) -> str:
         return self.registry.arn("job", job_id)
 
-    # ------------------------------------------------------ registry operations
-    def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.create_compute_environment(req)
-
-    def update_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.update_compute_environment(req)
-
-    def delete_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.delete_compute_environment(req)
-
-    def describe_compute_environments(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.registry.describe_compute_environments(req or {})
-
-    def create_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.create_job_queue(req)
-
-    def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.update_job_queue(req)
-
-    def delete_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("DeleteJobQueue", req)
-        queue = self.registry.job_queue(req["jobQueue"])
-        name = queue["jobQueueName"]
-        if queue["state"] != "DISABLED":
-            raise ClientError(f"jobQueue: {name!r} must be DISABLED before it is deleted")
-        for job in list(self.jobs.values()):
-            if job.spec.queue == name and job.parent is None and not job.final:
-                self._terminate(job, "Job queue deleted")
-        self.registry.delete_job_queue(name)
-        return {}
-
-    def describe_job_queues(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.registry.describe_job_queues(req or {})
-
-    def register_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.register_job_definition(req, self.config.min_timeout_seconds)
-
-    def deregister_job_definition(self, req: dict[str, Any]) -> dict[str, Any]:
-        return self.registry.deregister_job_definition(req)
-
-    def describe_job_definitions(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.registry.describe_job_definitions(req or {})
-
-    # ------------------------------------------------------------------- tags
-    def tag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("TagResource", req)
-        check_tags(req["tags"], "tags")
-        self._retag(req["resourceArn"], lambda tags: {**tags, **req["tags"]})
-        return {}
-
-    def untag_resource(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("UntagResource", req)
-        check_range("tagKeys", len(req["tagKeys"]), 1, MAX_TAGS)
-        drop = set(req["tagKeys"])
-        self._retag(
-            req["resourceArn"], lambda tags: {k: v for k, v in tags.items() if k not in drop}
-        )
-        return {}
-
-    def list_tags_for_resource(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("ListTagsForResource", req)
-        return {"tags": self._retag(req["resourceArn"], None)}
-
-    def _retag(
-        self, arn: str, change: Callable[[dict[str, str]], dict[str, str]] | None
-    ) -> dict[str, str]:
-        tags, job = resource_tags(arn, change, self.registry, self.jobs)
-        if job is not None and change is not None:
-            self._touch(job)
-        return tags
-
     # ------------------------------------------------------------- job requests
     def submit_job(self, req: dict[str, Any]) -> dict[str, Any]:
         spec, deps = parse_submit_job(
@@ -186,6 +116,12 @@ class Engine:
         job.tags = dict(req.get("tags") or {})
         for dep in deps.plain:
             self._wait_on(job, dep)
+        if spec.nodes is not None:
+            job.released = not job.waiting_on
+            for node in range(spec.nodes.num_nodes):
+                member = self._new_job(f"{job.id}#{node}", spec.for_node(node), now, parent=job)
+                member.node = node
+                job.children.append(member)
         if array_size is not None:
             job.released = not job.waiting_on
             job.summary = dict.fromkeys(STATUSES, 0)
@@ -228,7 +164,10 @@ class Engine:
         job = self.jobs.get(job_to_stop(req))
         if job is not None:
             targets = job.children if job.is_parent else [job]
-            for target in targets:
+            main = job.main_node
+            if main is not None and main.status not in CANCELLABLE:
+                targets = []  # a multi-node job is cancellable while its main node is
+            for target in sorted(targets, key=lambda t: t.is_main_node):
                 if target.status in CANCELLABLE:
                     target.is_cancelled = True
                     self._fail(target, req["reason"])
@@ -242,7 +181,8 @@ class Engine:
         return {}
 
     def _terminate(self, job: JobState, reason: str) -> None:
-        for target in job.children if job.is_parent else [job]:
+        targets = job.children if job.is_parent else [job]
+        for target in sorted(targets, key=lambda t: t.is_main_node):  # the main node last
             if target.final:
                 continue
             target.is_terminated = True
@@ -275,6 +215,9 @@ class Engine:
         task.pid, task.pid_start, task.started_at = pid, pid_start, now
         job.started_at = now
         self._set_status(job, "RUNNING")
+        if job.is_main_node and job.parent is not None:
+            for node in job.parent.children:
+                self._maybe_runnable(node)
         if task.stop_kind is not None:
             self._actions.append(StopAttempt(task_id, pid, task.stop_reason or ""))
         elif job.spec.timeout_seconds:
@@ -298,7 +241,7 @@ class Engine:
         now = self.clock()
         self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) - job.spec.resources
         container_reason = None
-        if task.stop_kind == "terminate":
+        if task.stop_kind in ("terminate", "restart"):
             status_reason = task.stop_reason or "Terminated"
         elif task.stop_kind == "timeout":
             status_reason = TIMEOUT_REASON
@@ -313,6 +256,7 @@ class Engine:
         container: dict[str, Any] = {
             "logStreamName": task.log_stream,
             "taskArn": views.task_arn(self.registry, task.task_id),
+            "containerInstanceArn": views.container_instance_arn(self.registry, job.ce),
         }
         if exit_code is not None:
             container["exitCode"] = exit_code
@@ -332,13 +276,18 @@ class Engine:
         if usage:
             attempt["usage"] = usage
         job.attempts.append(attempt)
-        if exit_code == 0 and task.stop_kind is None and not oom:
+        if task.stop_kind == "restart":  # a child node, for its job's next attempt
+            self._set_status(job, "PENDING", status_reason)
+            self._maybe_runnable(job)
+        elif exit_code == 0 and task.stop_kind is None and not oom:
             self._set_status(job, "SUCCEEDED", status_reason)
         elif task.stop_kind is None and job.spec.retry.should_retry(
             task.number, status_reason, container_reason, exit_code
         ):
             job.status_reason = status_reason
             self._set_status(job, "RUNNABLE", status_reason)
+            if job.is_main_node:
+                self._restart_child_nodes(job, status_reason)
         else:
             self._fail(job, status_reason)
 
@@ -350,7 +299,8 @@ class Engine:
 
     # -------------------------------------------------------------- scheduling
     def next_deadline(self) -> int | None:
-        return self._deadlines[0][0] if self._deadlines else None
+        due = [timers[0][0] for timers in (self._deadlines, self._limit_timers) if timers]
+        return min(due, default=None)
 
     def step(self) -> list[Action]:
         """Advance: fire due timeouts, admit submitted jobs, place runnable ones."""
@@ -360,11 +310,30 @@ class Engine:
             job = self._tasks.get(task_id)
             if job is not None and job.task is not None and job.task.task_id == task_id:
                 self._stop(job, TIMEOUT_REASON, "timeout")
+        while self._limit_timers and self._limit_timers[0][0] <= now:
+            heapq.heappop(self._limit_timers)  # they only wake the loop: the check is below
         while self._submitted:
             self._admit(self._submitted.popleft())
         self._place()
+        while self._apply_state_limits(now):
+            self._place()
         actions, self._actions = self._actions, []
         return actions
+
+    def _apply_state_limits(self, now: int) -> bool:
+        """Stop the head jobs their queues' state time limits say to; True if one was (its
+        queue has a new head, placement may change)."""
+        stops, timers = heads_to_stop(self._runnable, self.registry.queues, now)
+        for timer in timers:
+            if timer not in self._limit_timers:
+                heapq.heappush(self._limit_timers, timer)
+        for job, action in stops:
+            if action["action"] == "CANCEL":
+                job.is_cancelled = True
+                self._fail(job, stop_reason(action))
+            else:
+                self._terminate(job, stop_reason(action))
+        return bool(stops)
 
     def _admit(self, job: JobState) -> None:
         if job.final:
@@ -399,8 +368,37 @@ class Engine:
             job.status == "PENDING"
             and not job.waiting_on
             and (job.parent is None or job.parent.released)
+            and (job.node is None or job.is_main_node or self._main_runs(job))
         ):
             self._set_status(job, "RUNNABLE")
+
+    @staticmethod
+    def _main_runs(node: JobState) -> bool:
+        """A child node starts once its job's main node runs."""
+        main = node.main_node
+        return main is not None and main.status == "RUNNING"
+
+    def _restart_child_nodes(self, main: JobState, reason: str) -> None:
+        """The main node is retried: every child node waits for its next run, stopping first."""
+        assert main.parent is not None
+        for node in main.parent.children:
+            if node is main:
+                continue
+            if node.status in ACTIVE:
+                self._stop(node, reason, "restart")
+            elif node.status != "PENDING":
+                self._set_status(node, "PENDING", reason)
+
+    def _stop_child_nodes(self, main: JobState, todo: deque[JobState]) -> None:
+        """The main node exited: the job is finished and its other nodes are stopped."""
+        assert main.parent is not None
+        for node in main.parent.children:
+            if node is main or node.final:
+                continue
+            if node.status in CANCELLABLE:
+                self._finish_quietly(node, "FAILED", MAIN_NODE_EXITED, todo)
+            else:
+                self._stop(node, MAIN_NODE_EXITED, "terminate")
 
     def _release_children(self, parent: JobState) -> None:
         parent.released = True
@@ -458,10 +456,13 @@ class Engine:
         """The bookkeeping of every status change: queues, reason, times, event, parent summary."""
         check_transition(job, status)
         old, now = job.status, self.clock()
-        if old == "RUNNABLE":
+        if job.is_parent:
+            pass  # a parent runs nothing: it is never in a runnable queue
+        elif old == "RUNNABLE":
             self._runnable[job.spec.queue].pop(job.id, None)
         elif status == "RUNNABLE":
             self._runnable.setdefault(job.spec.queue, {})[job.id] = job
+            job.runnable_at = now
         job.status = status
         if reason is not None:
             job.status_reason = reason
@@ -469,11 +470,16 @@ class Engine:
             job.stopped_at = now
         self._record(job, now)
         parent = job.parent
-        if parent is not None:
+        if parent is None:
+            return
+        if parent.is_array_parent:
             parent.summary[old] -= 1
             parent.summary[status] += 1
             if parent.status == "SUBMITTED":
                 self._transition(parent, "PENDING", None)
+        elif job.is_main_node and parent.status != status:  # a multi-node job is its main node
+            parent.started_at = job.started_at
+            self._transition(parent, status, job.status_reason)
 
     def _fail(self, job: JobState, reason: str) -> None:
         self._set_status(job, "FAILED", reason)
@@ -504,7 +510,11 @@ class Engine:
                 elif waiter.status in CANCELLABLE:
                     self._finish_quietly(waiter, "FAILED", DEPENDENCY_FAILED, todo)
             parent = done.parent
-            if parent is None or parent.final:
+            if done.is_main_node and parent is not None:
+                todo.append(parent)
+                self._stop_child_nodes(done, todo)
+                continue
+            if parent is None or parent.final or not parent.is_array_parent:
                 continue
             if parent.summary["SUCCEEDED"] + parent.summary["FAILED"] == len(parent.children):
                 if parent.summary["FAILED"]:
@@ -523,18 +533,7 @@ class Engine:
 
     # ------------------------------------------------------------- describing
     def describe_jobs(self, req: dict[str, Any]) -> dict[str, Any]:
-        validate_request("DescribeJobs", req)
-        ids = req["jobs"]
-        if len(ids) > MAX_DESCRIBE_JOBS:
-            raise ClientError(
-                f"jobs: {len(ids)} job ids; at most {MAX_DESCRIBE_JOBS} are allowed per call"
-            )
-        now = self.clock()
-        return {
-            "jobs": [
-                views.job_detail(self.jobs[i], self.registry, now) for i in ids if i in self.jobs
-            ]
-        }
+        return views.describe_jobs(req, self.jobs, self.registry, self.clock())
 
     def list_jobs(self, req: dict[str, Any] | None = None) -> dict[str, Any]:
         req = req or {}
@@ -562,21 +561,24 @@ class Engine:
         for kind, data in objects:
             self.registry.load(kind, data)
         for job_id, rec in jobs:
-            parent = self.jobs[job_id.rsplit(":", 1)[0]] if ":" in job_id else None
+            parent_ref = parent_id(job_id)
+            parent = self.jobs[parent_ref] if parent_ref else None
             job = JobState.from_record(job_id, rec, parent)
             self.jobs[job_id] = job
             self._seq = max(self._seq, job.seq)
             if parent is not None:
                 parent.children.append(job)
         for job in self.jobs.values():
-            if job.is_parent:
+            if job.is_multinode_parent:
+                job.children.sort(key=lambda c: c.node or 0)
+            elif job.is_parent:
                 job.children.sort(key=lambda c: c.index or 0)
                 job.summary = dict.fromkeys(STATUSES, 0)
                 for child in job.children:
                     job.summary[child.status] += 1
             if job.status == "SUBMITTED" and job.parent is None:
                 self._submitted.append(job)
-            elif job.status == "RUNNABLE":
+            elif job.status == "RUNNABLE" and not job.is_parent:
                 self._runnable.setdefault(job.spec.queue, {})[job.id] = job
             elif job.status in ACTIVE and job.task is not None:
                 self._tasks[job.task.task_id] = job

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from batchbook.engine.nodes import NodeGroup, NodeLayout
 from batchbook.engine.resources import Resources
 from batchbook.engine.retry import RetryStrategy
 from batchbook.errors import ClientError
 from batchbook.vocabulary import FINAL
 
+LOOPBACK = "127.0.0.1"  # every node's address: the nodes of a local job share this machine
 _REF = re.compile(r"Ref::([A-Za-z0-9_-]+)")
 
 
@@ -25,10 +27,33 @@ class JobSpec:
     retry: RetryStrategy
     timeout_seconds: int | None
     array_size: int | None
+    nodes: NodeLayout | None = None  # a multi-node parallel job's nodes
+    node_group: NodeGroup | None = None  # one node's: what it runs and holds
 
     @property
     def name(self) -> str:
         return self.request["jobName"]
+
+    def for_node(self, node: int) -> JobSpec:
+        """What node ``node`` of a multi-node job runs: its group's container and resources.
+        The main node carries the job's retry strategy and timeout (they apply to the whole
+        job); a child node's failure is not retried on its own."""
+        assert self.nodes is not None
+        main = node == self.nodes.main_node
+        group = self.nodes.group(node)
+        return replace(
+            self,
+            resources=group.resources,
+            node_group=group,
+            retry=self.retry if main else RetryStrategy(),
+            timeout_seconds=self.timeout_seconds if main else None,
+        )
+
+    def container(self, jobdef: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(container properties, container overrides) of what this job runs."""
+        if self.node_group is not None:
+            return self.node_group.container, self.node_group.overrides
+        return jobdef["containerProperties"], self.request.get("containerOverrides") or {}
 
     def to_record(self) -> dict[str, Any]:
         return {
@@ -43,6 +68,7 @@ class JobSpec:
             "retry": self.retry.to_api(),
             "timeout": self.timeout_seconds,
             "arraySize": self.array_size,
+            **({"nodes": self.nodes.to_record()} if self.nodes else {}),
         }
 
     @classmethod
@@ -55,6 +81,7 @@ class JobSpec:
             retry=RetryStrategy.from_api(rec["retry"]),
             timeout_seconds=rec["timeout"],
             array_size=rec["arraySize"],
+            nodes=NodeLayout.from_record(rec["nodes"]) if rec.get("nodes") else None,
         )
 
 
@@ -82,6 +109,7 @@ class JobState:
     created_at: int
     seq: int  # FIFO order within the queue
     index: int | None = None  # array child index
+    node: int | None = None  # a multi-node job's node index
     parent: JobState | None = None
     status: str = "SUBMITTED"
     status_reason: str | None = None
@@ -94,6 +122,7 @@ class JobState:
     is_terminated: bool = False
     ce: str | None = None
     task: Task | None = None
+    runnable_at: int | None = None  # when it last became RUNNABLE (for state time limits)
     # top-level jobs only; an array's children share the parent's
     tags: dict[str, str] = field(default_factory=dict)
     # array parents only
@@ -103,7 +132,34 @@ class JobState:
 
     @property
     def is_parent(self) -> bool:
-        return self.spec.array_size is not None and self.index is None
+        """An array's parent or a multi-node job's: it runs nothing itself."""
+        return self.parent is None and (
+            self.spec.array_size is not None or self.spec.nodes is not None
+        )
+
+    @property
+    def is_array_parent(self) -> bool:
+        return self.parent is None and self.spec.array_size is not None
+
+    @property
+    def is_multinode_parent(self) -> bool:
+        return self.parent is None and self.spec.nodes is not None
+
+    @property
+    def is_main_node(self) -> bool:
+        return (
+            self.node is not None
+            and self.spec.nodes is not None
+            and (self.node == self.spec.nodes.main_node)
+        )
+
+    @property
+    def main_node(self) -> JobState | None:
+        """A multi-node job's main node (of the job itself, or of one of its nodes)."""
+        top = self.parent or self
+        if top.spec.nodes is None or not top.children:
+            return None
+        return top.children[top.spec.nodes.main_node]
 
     @property
     def final(self) -> bool:
@@ -112,18 +168,18 @@ class JobState:
     def command(self, jobdef: dict[str, Any]) -> list[str]:
         """The container's command: the override's or the definition's, ``Ref::name`` filled in
         from SubmitJob's parameters over the definition's defaults."""
-        overrides = self.spec.request.get("containerOverrides") or {}
-        command = overrides.get("command") or jobdef["containerProperties"].get("command") or []
+        container, overrides = self.spec.container(jobdef)
+        command = overrides.get("command") or container.get("command") or []
         params = {**jobdef.get("parameters", {}), **(self.spec.request.get("parameters") or {})}
         return [_REF.sub(lambda m: params.get(m.group(1), m.group(0)), arg) for arg in command]
 
     def defined_environment(self, jobdef: dict[str, Any]) -> dict[str, str]:
         """The definition's environment with the override's over it."""
-        overrides = self.spec.request.get("containerOverrides") or {}
+        container, overrides = self.spec.container(jobdef)
         return {
             e["name"]: e.get("value", "")
             for e in [
-                *(jobdef["containerProperties"].get("environment") or []),
+                *(container.get("environment") or []),
                 *(overrides.get("environment") or []),
             ]
         }
@@ -137,6 +193,12 @@ class JobState:
         env["AWS_BATCH_CE_NAME"] = self.ce or ""
         if self.index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(self.index)
+        if self.node is not None and self.spec.nodes is not None:
+            env["AWS_BATCH_JOB_NODE_INDEX"] = str(self.node)
+            env["AWS_BATCH_JOB_NUM_NODES"] = str(self.spec.nodes.num_nodes)
+            env["AWS_BATCH_JOB_MAIN_NODE_INDEX"] = str(self.spec.nodes.main_node)
+            if not self.is_main_node:
+                env["AWS_BATCH_JOB_MAIN_NODE_PRIVATE_IPV4_ADDRESS"] = LOOPBACK
         return env
 
     def to_record(self) -> dict[str, Any]:
@@ -160,6 +222,8 @@ class JobState:
             rec["terminated"] = True
         if self.ce:
             rec["ce"] = self.ce
+        if self.runnable_at is not None:
+            rec["runnable"] = self.runnable_at
         if self.task:
             rec["task"] = self.task.to_record()
         if self.tags:
@@ -172,13 +236,22 @@ class JobState:
 
     @classmethod
     def from_record(cls, job_id: str, rec: dict[str, Any], parent: JobState | None) -> JobState:
-        spec = parent.spec if parent else JobSpec.from_record(rec["spec"])
+        index = node = None
+        if parent is None:
+            spec = JobSpec.from_record(rec["spec"])
+        elif "#" in job_id:
+            node = int(job_id.rsplit("#", 1)[1])
+            spec = parent.spec.for_node(node)
+        else:
+            index = int(job_id.rsplit(":", 1)[1])
+            spec = parent.spec
         job = cls(
             id=job_id,
             spec=spec,
             created_at=rec["created"],
             seq=rec["seq"],
-            index=int(job_id.rsplit(":", 1)[1]) if parent else None,
+            index=index,
+            node=node,
             parent=parent,
             status=rec["status"],
             status_reason=rec.get("reason"),
@@ -191,10 +264,19 @@ class JobState:
             is_terminated=rec.get("terminated", False),
             ce=rec.get("ce"),
             task=Task(**rec["task"]) if rec.get("task") else None,
+            runnable_at=rec.get("runnable"),
             released=rec.get("released", True),
             tags=rec.get("tags", {}),
         )
         return job
+
+
+def parent_id(job_id: str) -> str | None:
+    """The array's or multi-node job's id of a child (``J:3``, ``J#1``); None for a top-level id."""
+    for mark in (":", "#"):
+        if mark in job_id:
+            return job_id.rsplit(mark, 1)[0]
+    return None
 
 
 def job_to_stop(req: dict[str, Any]) -> str:

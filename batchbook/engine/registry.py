@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from batchbook.engine.nodes import check_node_properties
 from batchbook.engine.resources import (
     GPU_TAG,
     MEMORY_TAG,
@@ -15,6 +16,8 @@ from batchbook.engine.resources import (
     job_resources,
 )
 from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.statelimits import MAX_TIME_SECONDS, check_state_limits
+from batchbook.engine.unsupported import refuse_unsupported
 from batchbook.errors import ClientError
 from batchbook.validation import check_name, validate_request
 from batchbook.vocabulary import MAX_TAGS, check_range, name_of, paginate, with_token
@@ -35,8 +38,14 @@ class Host:
 class Registry:
     """Holds compute environments, job queues and job definitions by name."""
 
-    def __init__(self, host: Host, on_change: Callable[[str, str, dict[str, Any] | None], None]):
+    def __init__(
+        self,
+        host: Host,
+        on_change: Callable[[str, str, dict[str, Any] | None], None],
+        min_state_limit_seconds: int = MAX_TIME_SECONDS[0],
+    ):
         self.host = host
+        self.min_state_limit_seconds = min_state_limit_seconds
         self.ces: dict[str, dict[str, Any]] = {}
         self.queues: dict[str, dict[str, Any]] = {}
         self.jobdefs: dict[str, dict[str, Any]] = {}  # "name:revision" -> definition
@@ -50,6 +59,7 @@ class Registry:
     # -- compute environments -------------------------------------------------------
     def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("CreateComputeEnvironment", req)
+        refuse_unsupported("CreateComputeEnvironment", req)
         name = req["computeEnvironmentName"]
         check_name("computeEnvironmentName", name)
         if name in self.ces:
@@ -59,6 +69,8 @@ class Registry:
             if not resources:
                 raise ClientError("computeResources: required for a MANAGED compute environment")
             self._check_compute_resources(resources)
+            if resources["type"] in ("EC2", "SPOT") and not resources.get("instanceRole"):
+                raise ClientError("computeResources.instanceRole: Instance role is required.")
         elif resources:
             raise ClientError("computeResources: not allowed for an UNMANAGED compute environment")
         check_range("unmanagedvCpus", req.get("unmanagedvCpus"), 0, 100_000)
@@ -119,6 +131,7 @@ class Registry:
 
     def update_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UpdateComputeEnvironment", req)
+        refuse_unsupported("UpdateComputeEnvironment", req)
         ce = dict(self.compute_environment(req["computeEnvironment"]))
         if req.get("computeResources"):
             if ce["type"] != "MANAGED":
@@ -170,6 +183,7 @@ class Registry:
     # -- job queues -----------------------------------------------------------------
     def create_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("CreateJobQueue", req)
+        refuse_unsupported("CreateJobQueue", req)
         name = req["jobQueueName"]
         check_name("jobQueueName", name)
         if name in self.queues:
@@ -177,6 +191,12 @@ class Registry:
         check_range("priority", req["priority"], 0, 1000)
         check_tags(req.get("tags"), "tags")
         order = self._check_order(req.get("computeEnvironmentOrder"))
+        kind = req.get("jobQueueType", "ECS")
+        if kind not in ("ECS", "ECS_FARGATE"):
+            raise ClientError(
+                f"jobQueueType: {kind!r} is not supported by the local engine; use ECS or ECS_FARGATE"
+            )
+        check_state_limits(req.get("jobStateTimeLimitActions"), self.min_state_limit_seconds)
         arn = self.arn("job-queue", name)
         queue = {
             "jobQueueName": name,
@@ -187,11 +207,9 @@ class Registry:
             "priority": req["priority"],
             "computeEnvironmentOrder": order,
             "tags": req.get("tags") or {},
-            "jobQueueType": "ECS",
+            "jobQueueType": kind,
+            "jobStateTimeLimitActions": req.get("jobStateTimeLimitActions") or [],
         }
-        for key in ("schedulingPolicyArn", "jobStateTimeLimitActions"):
-            if req.get(key) is not None:
-                queue[key] = req[key]
         self._put_queue(queue)
         return {"jobQueueName": name, "jobQueueArn": arn}
 
@@ -233,15 +251,18 @@ class Registry:
 
     def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UpdateJobQueue", req)
+        refuse_unsupported("UpdateJobQueue", req)
         queue = dict(self.job_queue(req["jobQueue"]))
         if req.get("priority") is not None:
             check_range("priority", req["priority"], 0, 1000)
             queue["priority"] = req["priority"]
         if req.get("computeEnvironmentOrder") is not None:
             queue["computeEnvironmentOrder"] = self._check_order(req["computeEnvironmentOrder"])
-        for key in ("state", "schedulingPolicyArn", "jobStateTimeLimitActions"):
-            if req.get(key) is not None:
-                queue[key] = req[key]
+        if req.get("jobStateTimeLimitActions") is not None:
+            check_state_limits(req["jobStateTimeLimitActions"], self.min_state_limit_seconds)
+            queue["jobStateTimeLimitActions"] = req["jobStateTimeLimitActions"]
+        if req.get("state") is not None:
+            queue["state"] = req["state"]
         self._put_queue(queue)
         return {"jobQueueName": queue["jobQueueName"], "jobQueueArn": queue["jobQueueArn"]}
 
@@ -263,20 +284,31 @@ class Registry:
     # -- job definitions ------------------------------------------------------------
     def register_job_definition(self, req: dict[str, Any], min_timeout: int) -> dict[str, Any]:
         validate_request("RegisterJobDefinition", req)
+        refuse_unsupported("RegisterJobDefinition", req)
         name = req["jobDefinitionName"]
         check_name("jobDefinitionName", name)
-        if req["type"] != "container":
-            raise ClientError(
-                f"type: {req['type']!r} is not supported by the local engine yet; use container"
-            )
+        fargate = "FARGATE" in (req.get("platformCapabilities") or [])
         container = req.get("containerProperties")
-        if not container:
-            raise ClientError("containerProperties: required for a container job definition")
-        if not container.get("image"):
-            raise ClientError("containerProperties.image: required")
-        job_resources(container, None, "FARGATE" in (req.get("platformCapabilities") or []))
-        check_command(container.get("command"), "containerProperties.command")
-        check_env(container.get("environment"), "containerProperties.environment")
+        if req["type"] == "multinode":
+            if container:
+                raise ClientError(
+                    "containerProperties: a multinode job definition gives its containers in "
+                    "nodeProperties.nodeRangeProperties"
+                )
+            check_node_properties(req.get("nodeProperties"), fargate)
+            for i, r in enumerate(req["nodeProperties"]["nodeRangeProperties"]):
+                check_container(
+                    r["container"], f"nodeProperties.nodeRangeProperties[{i}].container"
+                )
+        else:
+            if req.get("nodeProperties"):
+                raise ClientError("nodeProperties: only a multinode job definition has them")
+            if not container:
+                raise ClientError("containerProperties: required for a container job definition")
+            if not container.get("image"):
+                raise ClientError("containerProperties.image: required")
+            job_resources(container, None, fargate)
+            check_container(container, "containerProperties")
         check_parameters(req.get("parameters"), "parameters")
         check_tags(req.get("tags"), "tags")
         RetryStrategy.from_api(req.get("retryStrategy"))
@@ -286,19 +318,29 @@ class Registry:
             default=0,
         )
         arn = self.arn("job-definition", f"{name}:{revision}")
-        jobdef = {
+        jobdef: dict[str, Any] = {
             "jobDefinitionName": name,
             "jobDefinitionArn": arn,
             "revision": revision,
             "status": "ACTIVE",
             "type": req["type"],
-            "containerProperties": container,
             "parameters": req.get("parameters") or {},
             "tags": req.get("tags") or {},
             "platformCapabilities": req.get("platformCapabilities") or ["EC2"],
             "containerOrchestrationType": "ECS",
         }
-        for key in ("retryStrategy", "timeout", "propagateTags", "schedulingPriority"):
+        if container:
+            jobdef["containerProperties"] = with_defaults(container, fargate)
+        else:
+            props = req["nodeProperties"]
+            jobdef["nodeProperties"] = {
+                **props,
+                "nodeRangeProperties": [
+                    {**r, "container": with_defaults(r["container"], False)}
+                    for r in props["nodeRangeProperties"]
+                ],
+            }
+        for key in ("retryStrategy", "timeout", "propagateTags"):
             if req.get(key) is not None:
                 jobdef[key] = req[key]
         self._put_jobdef(jobdef)
@@ -399,6 +441,34 @@ class Registry:
     @staticmethod
     def _find(table: dict[str, dict[str, Any]], ref: str) -> dict[str, Any] | None:
         return table.get(name_of(ref) if ref.startswith("arn:") else ref)
+
+
+# The members AWS fills into a job definition's container when they are not given.
+EMPTY_CONTAINER_LISTS = (
+    "command",
+    "volumes",
+    "environment",
+    "mountPoints",
+    "ulimits",
+    "resourceRequirements",
+    "secrets",
+)
+
+
+def with_defaults(container: dict[str, Any], fargate: bool) -> dict[str, Any]:
+    """A container as DescribeJobDefinitions shows it: AWS's empty lists, and on Fargate
+    its platform version and network defaults."""
+    out = {**{k: [] for k in EMPTY_CONTAINER_LISTS}, **container}
+    if fargate:
+        out.setdefault("fargatePlatformConfiguration", {"platformVersion": "LATEST"})
+        out.setdefault("networkConfiguration", {"assignPublicIp": "DISABLED"})
+    return out
+
+
+def check_container(container: dict[str, Any], field: str) -> None:
+    """A container's command and environment hold what a process can."""
+    check_command(container.get("command"), f"{field}.command")
+    check_env(container.get("environment"), f"{field}.environment")
 
 
 def check_env(env: list[dict[str, str]] | None, field: str) -> None:

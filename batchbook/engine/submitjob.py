@@ -12,16 +12,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from batchbook.engine.jobs import JobSpec, JobState
+from batchbook.engine.nodes import NodeLayout, node_layout
 from batchbook.engine.registry import (
     Registry,
-    check_command,
-    check_env,
+    check_container,
     check_parameters,
     check_tags,
     check_timeout,
 )
 from batchbook.engine.resources import job_resources
 from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.unsupported import refuse_unsupported
 from batchbook.errors import ClientError
 from batchbook.validation import check_name, validate_request
 from batchbook.vocabulary import ARRAY_SIZE, MAX_DEPENDS_ON, MAX_SUBMIT_BYTES, check_range
@@ -58,18 +59,25 @@ def parse_submit_job(
     jobdef = registry.job_definition(req["jobDefinition"])
     if jobdef["status"] != "ACTIVE":
         raise ClientError(f"jobDefinition: {jobdef['jobDefinitionArn']} is INACTIVE")
+    refuse_unsupported("SubmitJob", req)
     array_size = (req.get("arrayProperties") or {}).get("size")
     check_range("arrayProperties.size", array_size, *ARRAY_SIZE)
-    overrides = req.get("containerOverrides") or {}
-    check_env(overrides.get("environment"), "containerOverrides.environment")
-    check_command(overrides.get("command"), "containerOverrides.command")
     check_parameters(req.get("parameters"), "parameters")
-    fargate = "FARGATE" in jobdef.get("platformCapabilities", [])
-    resources = job_resources(jobdef["containerProperties"], overrides, fargate)
-    if not (overrides.get("command") or jobdef["containerProperties"].get("command")):
-        raise ClientError(
-            "containerOverrides.command: the local engine runs no images, so a command is required"
-        )
+    nodes = None
+    if jobdef["type"] == "multinode":
+        nodes = _multinode(req, jobdef, registry, queue)
+        resources = nodes.group(nodes.main_node).resources
+    else:
+        if req.get("nodeOverrides"):
+            raise ClientError(
+                "nodeOverrides: only a job of a multinode job definition has nodes; "
+                "use containerOverrides"
+            )
+        overrides = req.get("containerOverrides") or {}
+        check_container(overrides, "containerOverrides")
+        fargate = "FARGATE" in jobdef.get("platformCapabilities", [])
+        resources = job_resources(jobdef["containerProperties"], overrides, fargate)
+        _check_has_command(jobdef["containerProperties"], overrides, "containerOverrides.command")
     retry = RetryStrategy.from_api(req.get("retryStrategy") or jobdef.get("retryStrategy"))
     timeout = check_timeout(req.get("timeout") or jobdef.get("timeout"), min_timeout_seconds)
     check_tags(req.get("tags"), "tags")
@@ -83,8 +91,50 @@ def parse_submit_job(
         retry,
         timeout,
         array_size,
+        nodes,
     )
     return spec, deps
+
+
+def _check_has_command(container: dict[str, Any], overrides: dict[str, Any], field: str) -> None:
+    if not (overrides.get("command") or container.get("command")):
+        raise ClientError(f"{field}: the local engine runs no images, so a command is required")
+
+
+def _multinode(
+    req: dict[str, Any], jobdef: dict[str, Any], registry: Registry, queue: dict[str, Any]
+) -> NodeLayout:
+    """A multi-node job's nodes, refused where AWS refuses them: with array properties or
+    container overrides, and on queues whose compute environments use Spot or Fargate."""
+    if req.get("arrayProperties"):
+        raise ClientError("arrayProperties: a multi-node parallel job cannot be an array job")
+    if req.get("containerOverrides"):
+        raise ClientError(
+            "containerOverrides: a multi-node parallel job takes "
+            "nodeOverrides.nodePropertyOverrides[].containerOverrides"
+        )
+    for name in registry.queue_environments(queue):
+        ce = registry.ces.get(name) or {}
+        kind = (ce.get("computeResources") or {}).get("type")
+        if kind in ("SPOT", "FARGATE", "FARGATE_SPOT"):
+            raise ClientError(
+                f"jobQueue: {queue['jobQueueName']!r} uses compute environment {name!r} of type "
+                f"{kind}; multi-node parallel jobs do not run on Spot or Fargate"
+            )
+    overrides = req.get("nodeOverrides")
+    layout = node_layout(jobdef["nodeProperties"], overrides)
+    for i, change in enumerate((overrides or {}).get("nodePropertyOverrides") or []):
+        check_container(
+            change.get("containerOverrides") or {},
+            f"nodeOverrides.nodePropertyOverrides[{i}].containerOverrides",
+        )
+    for group in layout.groups:
+        _check_has_command(
+            group.container,
+            group.overrides,
+            f"nodeProperties.nodeRangeProperties (nodes {group.first}:{group.last}).container.command",
+        )
+    return layout
 
 
 def _dependencies(

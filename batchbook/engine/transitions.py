@@ -34,13 +34,27 @@ ARRAY_PARENT = {
 }
 
 
+# A child node of a multi-node job: a job, that also waits again (PENDING) for its job's
+# next attempt when the main node is retried, from wherever it is.
+CHILD_NODE = {
+    status: allowed | ({"PENDING"} if status not in ("SUBMITTED", "PENDING") else set())
+    for status, allowed in JOB.items()
+}
+# A multi-node job moves as its main node does: JOB's table.
+
+
 def check_transition(job: JobState, status: str) -> None:
     """ServerError, with the job's history, unless Batch moves such a job from its status to ``status``."""
-    table = ARRAY_PARENT if job.is_parent else JOB
+    if job.is_array_parent:
+        table, kind = ARRAY_PARENT, "an array parent"
+    elif job.node is not None and not job.is_main_node:
+        table, kind = CHILD_NODE, "a child node"
+    else:
+        table, kind = JOB, "a job"
     if status not in table.get(job.status, ()):
         raise ServerError(
-            f"job {job.id}: {job.status} -> {status} is not a Batch transition "
-            f"({'an array parent' if job.is_parent else 'a job'}); {history(job)}"
+            f"job {job.id}: {job.status} -> {status} is not a Batch transition ({kind}); "
+            f"{history(job)}"
         )
 
 
@@ -72,6 +86,11 @@ def check_invariants(
     used: dict[str, Resources] = {}
     runnable = {job_id for queue in runnable_queues.values() for job_id in queue}
     for job in jobs.values():
+        if job.is_multinode_parent:
+            main = job.main_node
+            if main is None or job.status != main.status:
+                _broken(job, "a multi-node job has its main node's status")
+            continue
         if job.is_parent:
             counts = Counter(child.status for child in job.children)
             if job.summary != {s: counts.get(s, 0) for s in STATUSES}:

@@ -10,11 +10,30 @@ from batchbook.engine.jobs import JobState
 from batchbook.engine.registry import Registry
 from batchbook.engine.resources import NONE, Resources
 from batchbook.errors import ClientError
-from batchbook.vocabulary import name_of, paginate, with_token
+from batchbook.validation import validate_request
+from batchbook.vocabulary import MAX_DESCRIBE_JOBS, name_of, paginate, with_token
 
 
 def task_arn(registry: Registry, task_id: str) -> str:
     return registry.arn("task", f"local/{task_id}", "ecs")
+
+
+def container_instance_arn(registry: Registry, ce: str | None) -> str:
+    """This machine, as the container instance of compute environment ``ce``'s cluster."""
+    return registry.arn("container-instance", f"{ce or 'local'}-local/local", "ecs")
+
+
+def describe_jobs(
+    req: dict[str, Any], jobs: dict[str, JobState], registry: Registry, now: int
+) -> dict[str, Any]:
+    """DescribeJobs: at most 100 ids; unknown ones are left out, as AWS leaves them."""
+    validate_request("DescribeJobs", req)
+    ids = req["jobs"]
+    if len(ids) > MAX_DESCRIBE_JOBS:
+        raise ClientError(
+            f"jobs: {len(ids)} job ids; at most {MAX_DESCRIBE_JOBS} are allowed per call"
+        )
+    return {"jobs": [job_detail(jobs[i], registry, now) for i in ids if i in jobs]}
 
 
 def list_jobs(req: dict[str, Any], jobs: dict[str, JobState], registry: Registry) -> dict[str, Any]:
@@ -27,9 +46,12 @@ def list_jobs(req: dict[str, Any], jobs: dict[str, JobState], registry: Registry
             raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
         found: Iterable[JobState] = parent.children
     elif req.get("multiNodeJobId"):
-        raise ClientError(
-            "multiNodeJobId: multi-node parallel jobs are not supported by the local engine yet"
-        )
+        parent = jobs.get(req["multiNodeJobId"])
+        if parent is None or not parent.is_multinode_parent:
+            raise ClientError(
+                f"multiNodeJobId: {req['multiNodeJobId']!r} is not a multi-node parallel job"
+            )
+        found = parent.children
     elif req.get("jobQueue"):
         name = registry.job_queue(req["jobQueue"])["jobQueueName"]
         found = sorted(
@@ -89,45 +111,34 @@ def job_summary(job: JobState, registry: Registry) -> dict[str, Any]:
     if job.attempts:
         last = job.attempts[-1]["container"]
         out["container"] = {k: last[k] for k in ("exitCode", "reason") if k in last}
-    if job.is_parent:
+    if job.is_array_parent:
         out["arrayProperties"] = {"size": len(job.children)}
     elif job.index is not None:
         out["arrayProperties"] = {"index": job.index}
+    nodes = job.spec.nodes
+    if job.is_multinode_parent and nodes is not None:
+        out["nodeProperties"] = {"numNodes": nodes.num_nodes}
+    elif job.node is not None and nodes is not None:
+        out["nodeProperties"] = {
+            "isMainNode": job.is_main_node,
+            "numNodes": nodes.num_nodes,
+            "nodeIndex": job.node,
+        }
     return out
 
 
 def job_detail(job: JobState, registry: Registry, now: int) -> dict[str, Any]:
     spec, req = job.spec, job.spec.request
     jobdef = registry.jobdefs[name_of(spec.job_definition_arn)]
-    props = jobdef["containerProperties"]
-    container: dict[str, Any] = {
-        "image": props.get("image"),
-        "command": job.command(jobdef),
-        "environment": [
-            {"name": k, "value": v} for k, v in job.defined_environment(jobdef).items()
-        ],
-        "resourceRequirements": [
-            {"type": "VCPU", "value": f"{spec.resources.vcpu_milli / 1000:g}"},
-            {"type": "MEMORY", "value": str(spec.resources.memory_mib)},
-        ]
-        + ([{"type": "GPU", "value": str(spec.resources.gpus)}] if spec.resources.gpus else []),
-    }
-    for key in ("jobRoleArn", "executionRoleArn", "volumes", "mountPoints", "logConfiguration"):
-        if props.get(key) is not None:
-            container[key] = props[key]
-    current = job.task
-    if current is not None:
-        container["logStreamName"] = current.log_stream
-        container["taskArn"] = task_arn(registry, current.task_id)
-    elif job.attempts:
-        container.update(job.attempts[-1]["container"])
+    shown = job.main_node if job.is_multinode_parent else job  # a multi-node job shows its main's
+    assert shown is not None
     out: dict[str, Any] = {
         "jobArn": registry.arn("job", job.id),
         "jobName": spec.name,
         "jobId": job.id,
         "jobQueue": registry.arn("job-queue", spec.queue),
         "status": job.status,
-        "attempts": [{k: v for k, v in a.items() if k != "usage"} for a in job.attempts],
+        "attempts": [{k: v for k, v in a.items() if k != "usage"} for a in shown.attempts],
         "createdAt": job.created_at,
         "retryStrategy": spec.retry.to_api(),
         "dependsOn": req.get("dependsOn") or [],
@@ -136,15 +147,15 @@ def job_detail(job: JobState, registry: Registry, now: int) -> dict[str, Any]:
         "tags": dict((job.parent or job).tags),
         "propagateTags": bool(req.get("propagateTags", jobdef.get("propagateTags", False))),
         "platformCapabilities": jobdef.get("platformCapabilities", ["EC2"]),
-        "isCancelled": job.is_cancelled,
-        "isTerminated": job.is_terminated,
+        "isCancelled": shown.is_cancelled,
+        "isTerminated": shown.is_terminated,
     }
-    if not job.is_parent:
-        out["container"] = container
-    _add_times(out, job)
+    if spec.nodes is None or job.node is not None:
+        out["container"] = _container(job, jobdef, registry)
+    _add_times(out, shown)
     if spec.timeout_seconds:
         out["timeout"] = {"attemptDurationSeconds": spec.timeout_seconds}
-    if job.is_parent:
+    if job.is_array_parent:
         out["arrayProperties"] = {
             "statusSummary": dict(job.summary),
             "statusSummaryLastUpdatedAt": now,
@@ -152,12 +163,97 @@ def job_detail(job: JobState, registry: Registry, now: int) -> dict[str, Any]:
         }
     elif job.index is not None:
         out["arrayProperties"] = {"index": job.index}
+    if job.is_multinode_parent and spec.nodes is not None:
+        out["nodeProperties"] = {
+            **jobdef["nodeProperties"],
+            "numNodes": spec.nodes.num_nodes,
+        }
+    elif job.node is not None:
+        out["nodeDetails"] = {"nodeIndex": job.node, "isMainNode": job.is_main_node}
+    return out
+
+
+def _container(job: JobState, jobdef: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """DescribeJobs' ``container``: what the job runs, with what it holds given as it was
+    asked for (``vcpus``/``memory`` if the legacy fields said so, else resourceRequirements),
+    and its latest attempt's task, instance, exit code and log stream."""
+    props, overrides = job.spec.container(jobdef)
+    container: dict[str, Any] = {
+        "image": props.get("image"),
+        "command": job.command(jobdef),
+        "environment": [
+            {"name": k, "value": v} for k, v in job.defined_environment(jobdef).items()
+        ],
+        "volumes": props.get("volumes") or [],
+        "mountPoints": props.get("mountPoints") or [],
+        "ulimits": [],
+        "secrets": [],
+    }
+    container.update(_asked_resources(job.spec.resources, props, overrides))
+    for key in (
+        "jobRoleArn",
+        "executionRoleArn",
+        "logConfiguration",
+        "networkConfiguration",
+        "fargatePlatformConfiguration",
+        "ephemeralStorage",
+        "runtimePlatform",
+        "instanceType",
+    ):
+        if props.get(key) is not None:
+            container[key] = props[key]
+    current = job.task
+    if current is not None:
+        container["logStreamName"] = current.log_stream
+        container["taskArn"] = task_arn(registry, current.task_id)
+        container["containerInstanceArn"] = container_instance_arn(registry, job.ce)
+    elif job.attempts:
+        container.update(job.attempts[-1]["container"])
+    return container
+
+
+def _asked_resources(
+    have: Resources, props: dict[str, Any], overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """``vcpus``, ``memory`` and ``resourceRequirements`` as the definition and overrides gave
+    them: each of VCPU and MEMORY where its deciding source (override over definition) put it."""
+    values = {
+        "VCPU": f"{have.vcpu_milli / 1000:g}",
+        "MEMORY": str(have.memory_mib),
+        "GPU": str(have.gpus),
+    }
+    legacy = {"VCPU": "vcpus", "MEMORY": "memory"}
+    out: dict[str, Any] = {}
+    requirements = []
+    for kind in ("VCPU", "MEMORY", "GPU"):
+        source = next(
+            (
+                where
+                for where in (overrides, props)
+                if kind in {r.get("type") for r in where.get("resourceRequirements") or []}
+                or (kind in legacy and where.get(legacy[kind]) is not None)
+            ),
+            None,
+        )
+        if source is None:
+            continue
+        if (
+            kind in legacy
+            and source.get(legacy[kind]) is not None
+            and kind not in {r.get("type") for r in source.get("resourceRequirements") or []}
+        ):
+            out[legacy[kind]] = round(float(values[kind]))
+        else:
+            requirements.append({"type": kind, "value": values[kind]})
+    out["resourceRequirements"] = requirements
     return out
 
 
 def why_not_running(job: JobState, registry: Registry, used: dict[str, Resources]) -> str:
     """A sentence on why a job is where it is (for "stuck in RUNNABLE" questions)."""
     if job.status == "PENDING":
+        if job.node is not None and not job.is_main_node and job.parent and job.parent.released:
+            return f"waiting for its main node {job.parent.id}#{job.spec.nodes and job.spec.nodes.main_node} to run"
         if job.waiting_on:
             return f"waiting on {len(job.waiting_on)} dependencies: {', '.join(sorted(job.waiting_on)[:5])}"
         return "waiting for its array parent's dependencies"

@@ -37,6 +37,9 @@ from batchbook.vocabulary import FINAL, MAX_DESCRIBE_JOBS, name_of
 RUNNER_JOBDEF = "batchbook-runner"
 DEFAULT_QUEUE = "batchbook"
 DEFAULT_MEMORY_MIB = 2048
+# The instance profile a MANAGED EC2 compute environment names (AWS requires one; the local
+# engine records it). The AWS set-up will make its own.
+LOCAL_INSTANCE_ROLE = "ecsInstanceRole"
 
 
 class BatchEndpoint(Protocol):
@@ -226,7 +229,12 @@ def create_queue(
             batch.create_compute_environment,
             computeEnvironmentName=ce,
             type="MANAGED",
-            computeResources={"type": "EC2", "minvCpus": 0, "maxvCpus": max_vcpus},
+            computeResources={
+                "type": "EC2",
+                "minvCpus": 0,
+                "maxvCpus": max_vcpus,
+                "instanceRole": LOCAL_INSTANCE_ROLE,
+            },
         )
     _unless_made_meanwhile(
         batch.create_job_queue,

@@ -76,6 +76,7 @@ class LocalBatch:
         state_dir: str | Path | None = None,
         *,
         min_timeout_seconds: int = 60,
+        min_state_limit_seconds: int = 600,
         kill_grace_seconds: float = 5.0,
         memory_check_seconds: float = 0.1,
         cpus: int | None = None,
@@ -83,7 +84,8 @@ class LocalBatch:
         preload: tuple[str, ...] = (),
         max_log_stream_mib: int = 1024,
     ):
-        """``preload``: modules the fork server loads before the first ``python -m`` attempt;
+        """``min_timeout_seconds``, ``min_state_limit_seconds``: AWS's floors (60, 600) unless
+        lowered for tests; ``preload``: modules the fork server loads before the first ``python -m`` attempt;
         ``max_log_stream_mib``: what an attempt's log stream may hold (the rest is dropped)."""
         self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
         private_dir(self.state_dir)  # 0700, this user's: refused otherwise
@@ -94,7 +96,8 @@ class LocalBatch:
             cpus=cpus or os.cpu_count() or 1,
             memory_mib=memory_mib or psutil.virtual_memory().total // (1 << 20),
         )
-        self.engine = Engine(now_ms, host, EngineConfig(min_timeout_seconds=min_timeout_seconds))
+        config = EngineConfig(min_timeout_seconds, min_state_limit_seconds)
+        self.engine = Engine(now_ms, host, config)
         self.db = StateDB(self.state_dir / "state.db")
         self.engine.load(*self.db.load())
         self.launcher = Launcher(self.state_dir, preload, max_log_stream_mib)

@@ -100,6 +100,7 @@ def make_ce(
             "minvCpus": 0,
             "maxvCpus": vcpus,
             "subnets": ["subnet-local"],
+            "instanceRole": "ecsInstanceRole",
         },
         **kw,
     }

@@ -136,7 +136,12 @@ def test_queue_takes_at_most_3_environments_that_exist(engine: Engine) -> None:
             {
                 "computeEnvironmentName": name,
                 "type": "MANAGED",
-                "computeResources": {"type": "EC2", "maxvCpus": 1, "subnets": ["s"]},
+                "computeResources": {
+                    "type": "EC2",
+                    "maxvCpus": 1,
+                    "subnets": ["s"],
+                    "instanceRole": "r",
+                },
             }
         )
     order = [{"order": i, "computeEnvironment": n} for i, n in enumerate("abcd")]
@@ -177,7 +182,12 @@ def test_queue_takes_at_most_3_environments_that_exist(engine: Engine) -> None:
             {
                 "computeEnvironmentName": "x",
                 "type": "MANAGED",
-                "computeResources": {"type": "EC2", "minvCpus": 4, "maxvCpus": 2, "subnets": []},
+                "computeResources": {
+                    "type": "EC2",
+                    "minvCpus": 4,
+                    "maxvCpus": 2,
+                    "instanceRole": "r",
+                },
             },
             "minvCpus: 4 is greater than maxvCpus 2",
         ),
@@ -231,8 +241,28 @@ def test_members_the_pinned_model_leaves_optional_are_optional(engine: Engine) -
     optional = [m for m in FULL_COMPUTE_RESOURCES if m not in shape.required_members]
     assert "subnets" in optional  # the pinned copy (botocore 1.44) no longer requires them
     resources = {k: v for k, v in FULL_COMPUTE_RESOURCES.items() if k not in optional}
+    # ... but AWS refuses an EC2 or SPOT environment without an instance role, as the engine does
+    for kind in ("EC2", "SPOT"):
+        with pytest.raises(
+            ClientError, match=r"computeResources.instanceRole: Instance role is required\."
+        ):
+            engine.create_compute_environment(
+                {
+                    "computeEnvironmentName": "x",
+                    "type": "MANAGED",
+                    "computeResources": {**resources, "type": kind},
+                }
+            )
     engine.create_compute_environment(
-        {"computeEnvironmentName": "x", "type": "MANAGED", "computeResources": resources}
+        {
+            "computeEnvironmentName": "x",
+            "type": "MANAGED",
+            "computeResources": {**resources, "instanceRole": "r"},
+        }
+    )
+    fargate = {"type": "FARGATE", "maxvCpus": 4}  # Fargate has no instances, so no role
+    engine.create_compute_environment(
+        {"computeEnvironmentName": "f", "type": "MANAGED", "computeResources": fargate}
     )
 
 
@@ -283,9 +313,7 @@ def test_delete_needs_disabled_and_unused(engine: Engine) -> None:
 
 
 def test_job_definition_errors(engine: Engine) -> None:
-    with pytest.raises(
-        ClientError, match="type: 'multinode' is not supported by the local engine yet"
-    ):
+    with pytest.raises(ClientError, match="nodeProperties: required for a multinode"):
         engine.register_job_definition({"jobDefinitionName": "m", "type": "multinode"})
     with pytest.raises(ClientError, match="a MEMORY value in MiB is required"):
         engine.register_job_definition(

@@ -16,7 +16,9 @@ from batchbook.vocabulary import FINAL
 
 
 def start(state_dir: Path, *extra: str) -> Service:
-    return ensure_service(state_dir, serve_args=["--min-timeout", "1", *extra])
+    return ensure_service(
+        state_dir, serve_args=["--min-timeout", "1", "--min-state-limit", "1", *extra]
+    )
 
 
 def checked_client(service: Service, name: str = "batch", **config: Any) -> Any:
