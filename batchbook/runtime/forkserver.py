@@ -9,10 +9,12 @@ each line with a millisecond timestamp to the attempt's log file, reaps the
 children with ``wait4`` (exit status, peak RSS, CPU time) and reports back.
 
 Usage: ``python -m batchbook.runtime.forkserver <scratch root> [--preload MODULE,...]
-[--max-log-stream-mib N] [--sigchld]``. Protocol on its stdin/stdout: frames (:mod:`batchbook.runtime.frames`).
+[--max-log-stream-mib N] [--cgroup DIR] [--sigchld]``. Protocol on its stdin/stdout: frames (:mod:`batchbook.runtime.frames`).
 In: ("start", task_id, argv, env_delta, log_path). Out: ("started", task_id, pid,
 boot ticks just after the fork, epoch ms then) and ("exited", task_id, exit_code, peak_rss_kib, cpu_seconds).
-When its stdin closes (the engine is gone) it kills every child group and exits.
+When its stdin closes (the engine is gone) it kills every attempt, whole, and exits: with
+``--cgroup``, each attempt runs in a cgroup of its own under DIR; without, this process is
+a child subreaper and kills what an attempt leaves behind (:mod:`batchbook.runtime.containment`).
 
 This module imports nothing from batchbook beyond the package root and the light frames,
 streams and /proc modules, on purpose. The modules it is told to preload (batchbook's map runner,
@@ -46,6 +48,15 @@ import types
 import warnings
 from typing import Any
 
+from batchbook.runtime.containment import (
+    become_subreaper,
+    children_by_parent,
+    descendants,
+    join_cgroup,
+    kill_all,
+    kill_cgroup,
+    populated,
+)
 from batchbook.runtime.frames import decode_frames, encode
 from batchbook.runtime.proc import boot_ticks
 from batchbook.runtime.streams import DEFAULT_CAP_MIB, StreamWriter
@@ -94,10 +105,13 @@ def plan(argv: list[str], env: dict[str, str]) -> tuple[str, list[str]]:
 
 
 class Child:
-    __slots__ = ("fd", "log", "pid", "rusage", "scratch", "status", "task_id")
+    __slots__ = ("cgroup", "fd", "log", "pid", "rusage", "scratch", "status", "task_id")
 
-    def __init__(self, task_id: str, pid: int, fd: int, log: StreamWriter, scratch: str):
+    def __init__(
+        self, task_id: str, pid: int, fd: int, log: StreamWriter, scratch: str, cgroup: str | None
+    ):
         self.task_id, self.pid, self.fd, self.log, self.scratch = task_id, pid, fd, log, scratch
+        self.cgroup = cgroup  # the attempt's own cgroup, if there are cgroups
         self.status: int | None = None
         self.rusage: Any = None
 
@@ -111,6 +125,7 @@ class ForkServer:
         pidfds: bool = True,
         preload: tuple[str, ...] = (),
         log_cap: int = DEFAULT_CAP_MIB << 20,
+        cgroup: str | None = None,
     ):
         self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
         self.preload = preload  # loaded before the first `python -m` start (see warm_up)
@@ -149,6 +164,13 @@ class ForkServer:
         self.free_scratch: list[str] = []  # empty scratch directories, reused instead of made anew
         self.log_dirs: set[str] = set()
         self.warm = not preload  # the preload modules loaded yet?
+        # Every process of an attempt is killed with it (see containment): in its own cgroup
+        # under ``cgroup``, or else handed back here when it outlives the attempt's first one.
+        self.cgroup = cgroup
+        self.free_cgroups: list[str] = []  # empty, reused instead of made anew
+        self.dead_cgroups: list[str] = []  # killed: reused once the kernel has emptied them
+        self.subreaper = cgroup is None and become_subreaper()
+        self.orphans: set[int] = set()  # handed back to us and killed: to reap
 
     def serve(self) -> None:
         release_free_memory()
@@ -210,20 +232,32 @@ class ForkServer:
                 mode, args, compiled = "refused", [f"{type(e).__name__}: {e}"], None
             if mode == "m" and not self.warm:
                 self.warm_up()
-            ready.append((task_id, log_path, scratch, *os.pipe(), mode, args, compiled, env_delta))
+            cgroup = None
+            if self.free_cgroups:
+                cgroup = self.free_cgroups.pop()
+            elif self.cgroup is not None:
+                cgroup = os.path.join(self.cgroup, task_id)
+                try:
+                    os.mkdir(cgroup)
+                except OSError:
+                    cgroup = None  # it runs all the same, its process group killed as ever
+            ready.append(
+                (task_id, log_path, scratch, cgroup, *os.pipe(), mode, args, compiled, env_delta)
+            )
         forked = []
-        for _, _, scratch, _, w, mode, args, compiled, env_delta in ready:
+        for _, _, scratch, cgroup, _, w, mode, args, compiled, env_delta in ready:
             pid = fork()
             if pid == 0:  # pragma: no cover - runs in the child
-                self.become_child(w, scratch, mode, args, compiled, env_delta)
+                self.become_child(w, scratch, cgroup, mode, args, compiled, env_delta)
             forked.append((pid, boot_ticks(), time.time_ns() // 1_000_000))
         out = []
-        for (pid, ticks, at), (task_id, log_path, scratch, r, w, *_) in zip(
+        for (pid, ticks, at), (task_id, log_path, scratch, cgroup, r, w, *_) in zip(
             forked, ready, strict=True
         ):
             os.close(w)
             os.set_blocking(r, False)
-            child = Child(task_id, pid, r, StreamWriter(log_path, self.log_cap), scratch)
+            log = StreamWriter(log_path, self.log_cap)
+            child = Child(task_id, pid, r, log, scratch, cgroup)
             self.children[pid] = child
             self.by_fd[r] = child
             self.poll.register(r, select.EPOLLIN)
@@ -275,6 +309,7 @@ class ForkServer:
         self,
         w: int,
         scratch: str,
+        cgroup: str | None,
         mode: str,
         args: list[str],
         compiled: types.CodeType | None,
@@ -284,6 +319,11 @@ class ForkServer:
         try:
             after_fork_in_child()
             os.setsid()
+            if cgroup is not None:  # before anything runs that could fork
+                try:
+                    join_cgroup(cgroup)
+                except OSError:
+                    pass
             os.dup2(self.devnull, 0)
             os.dup2(w, 1)
             os.dup2(w, 2)
@@ -362,6 +402,19 @@ class ForkServer:
             os.killpg(child.pid, signal.SIGKILL)
         except OSError:
             pass
+        if child.cgroup is not None:  # in its cgroup, whatever session it made for itself
+            if populated(child.cgroup):
+                kill_cgroup(child.cgroup)
+                self.dead_cgroups.append(child.cgroup)
+            else:
+                self.free_cgroups.append(child.cgroup)
+        if self.dead_cgroups:
+            emptied = [c for c in self.dead_cgroups if not populated(c)]
+            if emptied:
+                self.free_cgroups.extend(emptied)
+                self.dead_cgroups = [c for c in self.dead_cgroups if c not in emptied]
+        if self.subreaper:
+            self.kill_orphans()
         message = self.pump(child.fd) if child.fd >= 0 else None
         if child.fd >= 0:  # a straggler holds the pipe open: do not wait for it
             self.close_pipe(child)
@@ -385,9 +438,35 @@ class ForkServer:
             shutil.rmtree(child.scratch, ignore_errors=True)
         return encode(("exited", child.task_id, code, ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
 
+    def kill_orphans(self) -> None:
+        """Kill what outlived its attempt's first process (handed to us, a subreaper) and reap it."""
+        adopted = set(self.own_children()) - self.children.keys() - self.orphans
+        if adopted:
+            kill_all(descendants(adopted))
+            self.orphans |= adopted
+        for pid in list(self.orphans):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.orphans.discard(pid)
+
+    @staticmethod
+    def own_children() -> list[int]:
+        try:  # one read where the kernel lists a thread's children
+            with open(f"/proc/self/task/{os.getpid()}/children") as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return children_by_parent().get(os.getpid(), [])
+
     def shutdown(self) -> None:
         for scratch in self.free_scratch:
             shutil.rmtree(scratch, ignore_errors=True)
+        if self.cgroup is not None:
+            kill_cgroup(self.cgroup)  # every attempt's cgroup is under it
+        else:
+            kill_all(descendants(set(self.children)))
         for pid in list(self.children):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
@@ -550,6 +629,7 @@ def main() -> None:
     cap_mib = DEFAULT_CAP_MIB
     if "--max-log-stream-mib" in options:
         cap_mib = int(options[options.index("--max-log-stream-mib") + 1])
+    cgroup = options[options.index("--cgroup") + 1] if "--cgroup" in options else None
     ctrl_in, ctrl_out = os.dup(0), os.dup(1)
     devnull = os.open(os.devnull, os.O_RDWR)
     os.dup2(devnull, 0)
@@ -566,6 +646,7 @@ def main() -> None:
         pidfds="--sigchld" not in options,
         preload=preload,
         log_cap=cap_mib << 20,
+        cgroup=cgroup,
     )
     server.serve()
 

@@ -345,6 +345,9 @@ class LocalBatch:
         return True
 
     def _restart_fork_server(self) -> None:
+        """The fork server died: kill what its attempts left running (all of it, before
+        they are retried, so no input runs twice at once), fail them, start a new one."""
+        self.launcher.kill_attempts({pid for pid, _, _ in self._pids.values() if pid})
         for task_id in list(self._pids):
             self.engine.attempt_lost(task_id, HOST_LOST)
         self._pids.clear()
