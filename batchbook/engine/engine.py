@@ -294,6 +294,19 @@ class Engine(ObjectOperations):
     def attempt_lost(self, task_id: str, reason: str) -> None:
         self.attempt_exited(task_id, None, reason=reason)
 
+    def attempt_requeued(self, task_id: str) -> None:
+        """A graceful stop interrupted the attempt: it goes back to the queue as if it had
+        never started (no attempt recorded, none spent; its next run has its number)."""
+        job = self._tasks.pop(task_id, None)
+        if job is None or job.task is None:
+            return
+        job.task = None
+        self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) - job.spec.resources
+        if job.node is not None and not job.is_main_node:
+            self._set_status(job, "PENDING")  # it starts again once its main node runs
+        else:
+            self._set_status(job, "RUNNABLE")
+
     def active_tasks(self) -> list[tuple[str, Task]]:
         return [(job.id, job.task) for job in self._tasks.values() if job.task is not None]
 

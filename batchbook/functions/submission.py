@@ -27,7 +27,8 @@ from batchbook.functions.payload import (
     to_json,
 )
 from batchbook.functions.pickling import dumps, pickle_function, sources
-from batchbook.functions.worker import EXIT_FINAL
+from batchbook.functions.worker import EXIT_FAILED, EXIT_FINAL, EXIT_STORE
+from batchbook.vocabulary import MAX_ATTEMPTS
 
 
 class Run(Protocol):
@@ -139,6 +140,28 @@ def submit_run(
     return backend, manifest
 
 
+# Attempts a map's job gets beyond its inputs' retries, for failures that are not theirs
+INFRA_ATTEMPTS = 3
+
+
+def retry_strategy(retries: int) -> dict[str, Any]:
+    """A map's Batch retry strategy: the worker counts each input's failures against
+    ``retries`` and exits EXIT_FINAL once no input may run again (or the interpreter is not
+    the one the run was pickled for); an attempt lost with its host ("Host EC2 ...
+    terminated") is retried whatever the count, from a budget of INFRA_ATTEMPTS more; one
+    the worker did not end (killed for memory, by a signal) is not: it would end so again."""
+    return {
+        "attempts": min(MAX_ATTEMPTS, retries + 1 + INFRA_ATTEMPTS),
+        "evaluateOnExit": [
+            {"onStatusReason": "Host EC2*", "action": "RETRY"},
+            {"onExitCode": str(EXIT_FINAL), "action": "EXIT"},
+            {"onExitCode": str(EXIT_FAILED), "action": "RETRY"},
+            {"onExitCode": str(EXIT_STORE), "action": "RETRY"},
+            {"onExitCode": "*", "action": "EXIT"},
+        ],
+    }
+
+
 def _job_request(
     backend: Backend,
     manifest: dict[str, Any],
@@ -165,12 +188,9 @@ def _job_request(
                 for k, v in {**backend.worker_environment(), **opts["env"]}.items()
             ],
         },
-        "retryStrategy": {"attempts": opts["retries"] + 1},
+        "retryStrategy": retry_strategy(opts["retries"]),
         "tags": {"batchbook:run": manifest["id"]},
     }
-    # The worker exits EXIT_FINAL when a retry cannot help: every failure outside retry_on,
-    # or not the interpreter this run was pickled for. Any other exit is retried.
-    request["retryStrategy"]["evaluateOnExit"] = [{"onExitCode": str(EXIT_FINAL), "action": "EXIT"}]
     chunks = -(-manifest["n"] // manifest["chunksize"])
     if chunks > 1:
         request["arrayProperties"] = {"size": chunks}

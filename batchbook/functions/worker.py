@@ -3,10 +3,15 @@
 Runs chunk ``AWS_BATCH_JOB_ARRAY_INDEX`` (0 for a plain job) of the run: loads the
 function and the chunk's inputs (or, for a chained map, the results of the same
 chunk of the source run), skips inputs an earlier attempt already finished, and
-appends the results of finished inputs every 100 ms (at once after a failure). Exit status: 0 when every
-input of the chunk has a value; EXIT_FAILED when some raised (so Batch retries the
-chunk, and the retry re-runs only those); EXIT_FINAL when every failure was an
-exception outside ``retry_on`` (the job definition's rules then stop retrying).
+appends the results of finished inputs every 100 ms (at once after a failure).
+
+The map's ``retries=`` are counted here, per input, not by Batch's attempts: an input runs
+again only while it has failed at most ``retries`` times. Batch gives the job extra
+attempts for what is not the inputs' fault (a lost host: see submission.retry_strategy).
+Exit status: 0 when every input of the chunk has a value; EXIT_FAILED when some raised
+and may run again (Batch retries the chunk, and the retry re-runs only those); EXIT_FINAL
+when none may (each failed ``retries + 1`` times, or raised outside ``retry_on``): the
+job's rules then stop retrying.
 """
 
 from __future__ import annotations
@@ -52,14 +57,26 @@ def finished_outcomes(
     store: ObjectStore, run_id: str, chunk: int, before: int = MAX_ATTEMPTS + 1
 ) -> dict[int, Outcome]:
     """The latest outcome of every input of a chunk, over its attempts before ``before``."""
-    latest: dict[int, Outcome] = {}
-    if before <= 1:
-        return latest  # a first attempt: nothing earlier to list
+    return {i: outs[-1] for i, outs in earlier_outcomes(store, run_id, chunk, before).items()}
+
+
+def earlier_outcomes(
+    store: ObjectStore, run_id: str, chunk: int, before: int
+) -> dict[int, list[Outcome]]:
+    """Every outcome of each input of a chunk over its attempts before ``before``, oldest first.
+
+    Results left by an attempt numbered ``before`` itself (one a graceful stop interrupted
+    and re-queued as not started, so it runs again under its number) are removed: the
+    attempt starts afresh, and its records are its own."""
+    found: dict[int, list[Outcome]] = {}
     for key, _ in store.list(results_prefix(run_id, chunk)):  # in attempt, then flush order
-        if attempt_of(key) < before:
+        number = attempt_of(key)
+        if number < before:
             for outcome in read_blocks(store.get(key))[0]:
-                latest[outcome.input] = outcome
-    return latest
+                found.setdefault(outcome.input, []).append(outcome)
+        elif number == before:
+            store.delete(key)
+    return found
 
 
 def load_chunk(store: ObjectStore, manifest: dict[str, Any], chunk: int) -> list[tuple[Any, ...]]:
@@ -96,9 +113,14 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     func = pickle.loads(read_part(store, run_id, layout["function"]))
     kwargs = pickle.loads(read_part(store, run_id, layout["kwargs"])) if manifest["kwargs"] else {}
     retry_on = tuple(manifest.get("retryOn") or ())
+    runs_allowed = manifest["options"].get("retries", 0) + 1  # per input
     start = manifest["chunksize"] * chunk
     inputs = load_chunk(store, manifest, chunk)
-    done = {i for i, o in finished_outcomes(store, run_id, chunk, attempt).items() if o.ok}
+    earlier = earlier_outcomes(store, run_id, chunk, attempt)
+    done = {i for i, outs in earlier.items() if any(o.ok for o in outs)}
+    failures = {i: len(outs) for i, outs in earlier.items() if i not in done}
+    spent = {i for i, n in failures.items() if n >= runs_allowed}  # failed as often as allowed
+    done |= spent
     flushes = 0  # this attempt's result objects so far
     failed = retryable = 0
     lines = _LineCounter()
@@ -123,12 +145,13 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
                 except Exception as e:
                     payload, ok = _unpicklable_payload(value, e), False
                     failed += 1
-                    retryable += not retry_on
+                    retryable += not retry_on and failures.get(index, 0) + 1 < runs_allowed
                 else:
                     unwritten += size
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
-            retryable += not retry_on or any(_is_a(e, name) for name in retry_on)
+            again = failures.get(index, 0) + 1 < runs_allowed
+            retryable += again and (not retry_on or any(_is_a(e, name) for name in retry_on))
             payload, ok = _error_payload(e), False
         stopped = clock() // 1_000_000
         if stopped != peaked_at:  # getrusage at most once a millisecond
@@ -147,7 +170,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     if pending:
         store.put(results_key(run_id, chunk, attempt, flushes), block(pending))
     if not failed:
-        return 0
+        return EXIT_FINAL if spent else 0  # inputs that failed earlier as often as allowed
     return EXIT_FAILED if retryable else EXIT_FINAL
 
 

@@ -233,7 +233,8 @@ class LocalBatch:
             return self.engine.why_not_running(job_id)
 
     def close(self) -> None:
-        """Stop the loop and the fork server; running attempts are killed (and retried next time)."""
+        """Stop the loop and the fork server. Running attempts are killed and go back to their
+        queues as not started: the next engine on this state dir runs them again."""
         if self._closing:
             return
         self._closing = True
@@ -241,6 +242,10 @@ class LocalBatch:
         with self._changed:
             self._changed.notify_all()  # wait_for_change callers return now
         self._thread.join(timeout=10)
+        with self._lock:  # what was running goes back to the queue, its attempt not spent
+            for _, task in self.engine.active_tasks():
+                self.engine.attempt_requeued(task.task_id)
+            self._commit()
         self.launcher.stop()
         with self._lock:
             self.db.close()

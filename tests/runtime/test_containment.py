@@ -49,7 +49,9 @@ def lb(request: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
         computeEnvironmentName="ce", type="UNMANAGED", unmanagedvCpus=4
     )
     engine.create_job_queue(
-        jobQueueName="q", priority=1, computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}]
+        jobQueueName="q",
+        priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "ce"}],
     )
     engine.register_job_definition(
         jobDefinitionName="escape",
