@@ -32,10 +32,8 @@ from batchbook.vocabulary import (
     CANCELLABLE,
     CHILD_FAILED,
     DEPENDENCY_FAILED,
-    ESSENTIAL_EXITED,
     FINAL,
     MAIN_NODE_EXITED,
-    OOM_REASON,
     STATUSES,
     TIMEOUT_REASON,
     log_stream_name,
@@ -240,41 +238,12 @@ class Engine(ObjectOperations):
         task, job.task = job.task, None
         now = self.clock()
         self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) - job.spec.resources
-        container_reason = None
-        if task.stop_kind in ("terminate", "restart"):
-            status_reason = task.stop_reason or "Terminated"
-        elif task.stop_kind == "timeout":
-            status_reason = TIMEOUT_REASON
-        elif oom:
-            exit_code, status_reason = 137, OOM_REASON
-            container_reason = OOM_REASON
-        elif exit_code is None:
-            status_reason = reason or "Attempt lost"
-            container_reason = reason
-        else:
-            status_reason = ESSENTIAL_EXITED
-        container: dict[str, Any] = {
-            "logStreamName": task.log_stream,
-            "taskArn": views.task_arn(self.registry, task.task_id),
-            "containerInstanceArn": views.container_instance_arn(self.registry, job.ce),
-        }
-        if exit_code is not None:
-            container["exitCode"] = exit_code
-        if container_reason:
-            container["reason"] = container_reason
-        attempt: dict[str, Any] = {
-            "container": container,
-            "startedAt": task.started_at or now,
-            "stoppedAt": now,
-            "statusReason": status_reason,
-        }
-        usage = {
-            k: v
-            for k, v in (("peakMemoryKiB", peak_memory_kib), ("cpuSeconds", cpu_seconds))
-            if v is not None
-        }
-        if usage:
-            attempt["usage"] = usage
+        attempt = views.attempt_detail(
+            self.registry, job, task, now, exit_code, oom, reason, peak_memory_kib, cpu_seconds
+        )
+        status_reason = attempt["statusReason"]
+        container_reason = attempt["container"].get("reason")
+        exit_code = attempt["container"].get("exitCode")
         job.attempts.append(attempt)
         if task.stop_kind == "restart":  # a child node, for its job's next attempt
             self._set_status(job, "PENDING", status_reason)

@@ -6,16 +6,76 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from batchbook.engine.jobs import JobState
+from batchbook.engine.jobs import JobState, Task
 from batchbook.engine.registry import Registry
 from batchbook.engine.resources import NONE, Resources
 from batchbook.errors import ClientError
 from batchbook.validation import validate_request
-from batchbook.vocabulary import MAX_DESCRIBE_JOBS, name_of, paginate, with_token
+from batchbook.vocabulary import (
+    ESSENTIAL_EXITED,
+    MAX_DESCRIBE_JOBS,
+    OOM_REASON,
+    TIMEOUT_REASON,
+    name_of,
+    paginate,
+    with_token,
+)
 
 
 def task_arn(registry: Registry, task_id: str) -> str:
     return registry.arn("task", f"local/{task_id}", "ecs")
+
+
+def attempt_detail(
+    registry: Registry,
+    job: JobState,
+    task: Task,
+    now: int,
+    exit_code: int | None,
+    oom: bool,
+    lost_reason: str | None,
+    peak_memory_kib: int | None,
+    cpu_seconds: float | None,
+) -> dict[str, Any]:
+    """The ``attempts[]`` entry of an attempt that just ended, with AWS's reasons: why it was
+    stopped (terminate, timeout), killed for memory (exit 137), lost (no exit code), or exited;
+    ``usage`` (peak memory, CPU time) is the local engine's own, left out of DescribeJobs."""
+    container_reason = None
+    if task.stop_kind in ("terminate", "restart"):
+        status_reason = task.stop_reason or "Terminated"
+    elif task.stop_kind == "timeout":
+        status_reason = TIMEOUT_REASON
+    elif oom:
+        exit_code, status_reason = 137, OOM_REASON
+        container_reason = OOM_REASON
+    elif exit_code is None:
+        status_reason = lost_reason or "Attempt lost"
+        container_reason = lost_reason
+    else:
+        status_reason = ESSENTIAL_EXITED
+    container: dict[str, Any] = {
+        "logStreamName": task.log_stream,
+        "taskArn": task_arn(registry, task.task_id),
+        "containerInstanceArn": container_instance_arn(registry, job.ce),
+    }
+    if exit_code is not None:
+        container["exitCode"] = exit_code
+    if container_reason:
+        container["reason"] = container_reason
+    attempt: dict[str, Any] = {
+        "container": container,
+        "startedAt": task.started_at or now,
+        "stoppedAt": now,
+        "statusReason": status_reason,
+    }
+    usage = {
+        k: v
+        for k, v in (("peakMemoryKiB", peak_memory_kib), ("cpuSeconds", cpu_seconds))
+        if v is not None
+    }
+    if usage:
+        attempt["usage"] = usage
+    return attempt
 
 
 def container_instance_arn(registry: Registry, ce: str | None) -> str:

@@ -12,12 +12,14 @@ from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
 from batchbook.functions.futures import Job
-from batchbook.functions.ledger import read_ledger
+from batchbook.functions.ledger import read_ledger, settle_pending
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, parse_age
 from batchbook.functions.payload import gc_paused
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
+
+NEVER_SUBMITTED = "NEVER SUBMITTED"  # jobs()' status of a run whose client stopped first
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -124,9 +126,9 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
 
     backend = backend or current()
     runs = sorted(read_ledger(backend.store)[0], key=lambda run: run["created"], reverse=True)
-    statuses = {}
-    if runs:
-        statuses = {d["jobId"]: d["status"] for d in backend.describe([r["jobId"] for r in runs])}
+    settle_pending(backend, runs)
+    submitted = [r["jobId"] for r in runs if r["jobId"]]
+    statuses = {d["jobId"]: d["status"] for d in backend.describe(submitted)} if submitted else {}
     sizes = stored_sizes(backend)
     columns = {
         "name": [r["name"] for r in runs],
@@ -136,7 +138,9 @@ def jobs(backend: Backend | None = None) -> pd.DataFrame:
         "inputs": [r["n"] for r in runs],
         "arguments": [r["arguments"] for r in runs],
         "created": pd.to_datetime([r["created"] for r in runs], unit="ms"),
-        "status": [statuses.get(r["jobId"], "UNKNOWN") for r in runs],
+        "status": [
+            statuses.get(r["jobId"], "UNKNOWN") if r["jobId"] else NEVER_SUBMITTED for r in runs
+        ],
         "stored_mib": [round(sizes.get(r["id"], 0) / 2**20, 3) for r in runs],
         "job_id": [r["jobId"] for r in runs],
     }

@@ -1,7 +1,11 @@
-"""The ledger: one object per run, ``ledger/<run id>.json``, written when it is submitted
-(id, job id, name, function, code hash, inputs, time) and replaced by a tombstone when it
-is deleted. ``batch.jobs()`` lists the runs it holds, ``batch.attach()`` gives one back
-after a kernel restart (both in :mod:`batchbook.functions.api`)."""
+"""The ledger: one object per run, ``ledger/<run id>.json`` (id, job id, name, function,
+code hash, inputs, time), replaced by a tombstone when the run is deleted. ``batch.jobs()``
+lists the runs it holds, ``batch.attach()`` gives one back after a kernel restart (both in
+:mod:`batchbook.functions.api`).
+
+The entry is written before SubmitJob, without a job id (pending), and again with it after:
+a client killed in between leaves a pending entry, which :func:`settle_pending` completes
+from Batch's side (the job's ``batchbook:run`` tag names the run)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,9 @@ import json
 from typing import Any
 
 from batchbook.functions.objects import ObjectStore
+from batchbook.functions.payload import run_key
+
+RUN_TAG = "batchbook:run"  # every map's job carries its run id in this tag
 
 LEDGER = "ledger/"
 
@@ -20,6 +27,41 @@ def ledger_key(run_id: str) -> str:
 def record_run(store: ObjectStore, entry: dict[str, Any]) -> None:
     """The run's ledger object (its id in ``entry["id"]``)."""
     store.put(ledger_key(entry["id"]), json.dumps(entry).encode())
+
+
+def settle_pending(backend: Any, entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``entries`` with the job id of each pending one found on Batch (and written back);
+    a pending entry whose job Batch does not have keeps ``jobId`` None: never submitted."""
+    for entry in entries:
+        if entry.get("jobId") is None:
+            job_id = _find_job(backend, entry["id"])
+            if job_id is not None:
+                entry["jobId"] = job_id
+                record_run(backend.store, entry)
+    return entries
+
+
+def _find_job(backend: Any, run_id: str) -> str | None:
+    """The job of run ``run_id``: among its queue's jobs of its name, the one tagged with it."""
+    try:
+        manifest = json.loads(bytes(backend.store.get(run_key(run_id, "run.json"))))
+    except FileNotFoundError:
+        return None
+    request = {
+        "jobQueue": manifest["options"]["queue"],
+        "filters": [{"name": "JOB_NAME", "values": [manifest["jobName"]]}],
+    }
+    ids: list[str] = []
+    while True:
+        page = backend.batch.list_jobs(**request)
+        ids += [j["jobId"] for j in page["jobSummaryList"]]
+        if not page.get("nextToken"):
+            break
+        request["nextToken"] = page["nextToken"]
+    for job in backend.describe(ids):
+        if job.get("tags", {}).get(RUN_TAG) == run_id:
+            return str(job["jobId"])
+    return None
 
 
 def record_deleted(store: ObjectStore, run_ids: list[str], at: int) -> None:

@@ -91,7 +91,10 @@ class MapJob(RunState):
             shared = shared_snapshot(self.backend, self.id)  # if the watcher watches this run
             if shared is not None and (snap is None or shared.taken > snap.taken):
                 snap = shared
-            if snap is None or time.monotonic() - snap.taken > max_age:
+            # A snapshot taken before the run was known to be final is stale once it is (the
+            # watcher's, say, when wait() returns): never report it after that.
+            stale = snap is not None and self.done and not snap.final
+            if snap is None or stale or time.monotonic() - snap.taken > max_age:
                 snap = self._snapshot = self._take_snapshot()
             if rows is None:
                 return snap

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Self
 
 from batchbook.errors import ClientError, ResourceNotFound
-from batchbook.functions.ledger import read_ledger
+from batchbook.functions.ledger import read_ledger, settle_pending
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
     Outcome,
@@ -72,10 +72,14 @@ class RunState:
                 f"run {run_id}: {'it was deleted' if deleted else 'not in the store'}"
             ) from None
         if "jobId" not in manifest:  # written before the job existed: the ledger has its id
-            job_ids = {run["id"]: run["jobId"] for run in read_ledger(backend.store)[0]}
-            if run_id not in job_ids:
-                raise ClientError(f"run {run_id}: it was never submitted")
-            manifest["jobId"] = job_ids[run_id]
+            entries = [run for run in read_ledger(backend.store)[0] if run["id"] == run_id]
+            settle_pending(backend, entries)  # its client may have stopped before it knew it
+            if not entries or entries[0]["jobId"] is None:
+                raise ClientError(
+                    f"run {run_id}: it was never submitted (its client stopped before "
+                    "SubmitJob answered, and Batch has no job tagged with it)"
+                )
+            manifest["jobId"] = entries[0]["jobId"]
         return cls(backend, manifest)
 
     # ------------------------------------------------------------------ state

@@ -15,7 +15,7 @@ from batchbook.errors import ClientError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
-from batchbook.functions.ledger import record_run
+from batchbook.functions.ledger import RUN_TAG, ledger_key, record_run
 from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (
     chunk_inputs,
@@ -114,34 +114,37 @@ def submit_run(
         function_bytes, kwargs_bytes or b"", inputs_bytes, offsets, sources(filenames)
     )
     store.put(run_key(run_id, "payload.bin"), parts)
-    store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     request = _job_request(backend, manifest, store.url, list(options.depends_on), source)
+    manifest["jobName"] = request["jobName"]
+    store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
+    ledger = {k: manifest[k] for k in LEDGER_FIELDS} | {"jobId": None}
+    record_run(store, ledger)  # pending: a client killed before the next line still finds it
     try:
-        manifest["jobId"] = backend.batch.submit_job(**request)["jobId"]
+        manifest["jobId"] = ledger["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
         store.delete(f"runs/{run_id}/")  # nothing was accepted: leave nothing behind
+        store.delete(ledger_key(run_id))
         raise
-    ledger = {
-        k: manifest[k]
-        for k in (
-            "id",
-            "jobId",
-            "name",
-            "function",
-            "codeHash",
-            "created",
-            "n",
-            "arguments",
-            "source",
-            "parent",
-        )
-    }
     record_run(store, ledger)
     return backend, manifest
 
 
 # Attempts a map's job gets beyond its inputs' retries, for failures that are not theirs
 INFRA_ATTEMPTS = 3
+
+
+# What the ledger keeps of a run (and its job id)
+LEDGER_FIELDS = (
+    "id",
+    "name",
+    "function",
+    "codeHash",
+    "created",
+    "n",
+    "arguments",
+    "source",
+    "parent",
+)
 
 
 def retry_strategy(retries: int) -> dict[str, Any]:
@@ -189,7 +192,7 @@ def _job_request(
             ],
         },
         "retryStrategy": retry_strategy(opts["retries"]),
-        "tags": {"batchbook:run": manifest["id"]},
+        "tags": {RUN_TAG: manifest["id"]},
     }
     chunks = -(-manifest["n"] // manifest["chunksize"])
     if chunks > 1:

@@ -134,3 +134,33 @@ def test_each_input_runs_retries_plus_one_times(own: tuple[Backend, Path]) -> No
     # 3 of the 6 attempts Batch allows: the third ended the job (the worker's final exit)
     assert [a["container"]["exitCode"] for a in detail["attempts"]] == [1, 1, 2]
     assert detail["retryStrategy"]["attempts"] == 6
+
+
+KILLED_AFTER_SUBMIT = """
+import os, signal, sys
+import batchbook as batch
+backend = batch.use(state_dir=sys.argv[1])
+# kill -9 of this client the moment SubmitJob has answered, before the ledger knows the job
+backend.batch.meta.events.register(
+    "after-call.batch.SubmitJob", lambda **_: os.kill(os.getpid(), signal.SIGKILL)
+)
+batch.map(abs, [-1, -2, -3], name="orphan")
+"""
+
+
+def test_a_client_killed_after_submit_leaves_a_run_that_attaches(
+    own: tuple[Backend, Path],
+) -> None:
+    import subprocess
+    import sys
+
+    _, tmp = own
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_SUBMIT, str(tmp / "state")], timeout=120
+    )
+    assert killed.returncode == -signal.SIGKILL
+    listed = batch.jobs()
+    assert listed["name"].tolist() == ["orphan"] and listed["job_id"][0]  # found on Batch
+    job = batch.attach("orphan")
+    assert job.wait(timeout=60, progress=False).results() == [1, 2, 3]
+    assert batch.attach(job.job_id).id == job.id  # settled: its job id is recorded

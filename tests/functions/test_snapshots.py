@@ -209,3 +209,13 @@ def test_a_second_handle_shows_the_rows_of_the_shared_snapshot(backend: Backend)
     other = MapJob.load(backend, job.id)  # has read nothing itself
     rows = other.input_rows(other.snapshot())  # the watcher's snapshot of the run
     assert [r.status for r in rows] == ["SUCCEEDED"] * 4
+
+
+def test_a_snapshot_taken_while_it_ran_is_not_reported_once_it_is_final(
+    backend: Backend,
+) -> None:
+    job = batch.map(time.sleep, [0.2, 0.2], chunksize=1)
+    assert not job.snapshot().final  # taken while it runs (a live view's watcher does so)
+    job.wait(progress=False)
+    assert job.snapshot(max_age=3600).counts() == {"SUCCEEDED": 2}  # not the one of before
+    assert job.status() == {"SUCCEEDED": 2}
