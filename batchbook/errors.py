@@ -12,6 +12,7 @@ errors back onto the same classes.
     │   └── ResourceNotFound   (ResourceNotFoundException: no such log group or stream)
     ├── AuthenticationError    (HTTP 403: unsigned, unknown key or bad signature)
     ├── ServerError            (ServerException, HTTP 500: a real internal fault)
+    │   └── StorageFull        (HTTP 503: the disk under the state dir is full; retry later)
     ├── ServiceUnavailable     (the local service could not be started or reached)
     ├── StateDirInUse          (another engine owns the state directory)
     ├── UnsafeStateDir         (a state directory not yours, or writable by others)
@@ -89,6 +90,13 @@ class ServerError(BatchbookError):
 
     aws_type = "ServerException"
     http_status = 500
+
+
+class StorageFull(ServerError):
+    """The disk that holds the state dir has no room: nothing new is accepted until it has.
+    A 503, which clients retry with backoff; what was accepted before is kept."""
+
+    http_status = 503
 
 
 class ServiceUnavailable(BatchbookError):

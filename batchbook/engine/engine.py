@@ -51,6 +51,16 @@ class Changes:
     jobs: list[JobState] = field(default_factory=list)
     events: list[tuple[int, str, str, str | None]] = field(default_factory=list)
 
+    def then(self, later: Changes) -> Changes:
+        """These changes followed by ``later`` ones (kept while they could not be saved)."""
+        jobs = {job.id: job for job in [*self.jobs, *later.jobs]}  # a job's record is its state
+        return Changes(
+            self.objects + later.objects, list(jobs.values()), self.events + later.events
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.objects or self.jobs or self.events)
+
 
 @dataclass(frozen=True)
 class EngineConfig:

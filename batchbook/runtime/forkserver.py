@@ -220,15 +220,12 @@ class ForkServer:
         """
         ready = []
         for task_id, argv, env_delta, log_path in requests:
-            if self.free_scratch:
-                scratch = self.free_scratch.pop()
-            else:
-                scratch = os.path.join(self.scratch_root, task_id)
-                os.makedirs(scratch, exist_ok=True)
             try:
                 mode, args, compiled = self.plan(argv, env_delta)
-            except Exception as e:  # one request's fault: its child says so, nothing else stops
+                scratch = self.scratch_for(task_id)
+            except Exception as e:  # one request's fault (or a full disk): its child says so
                 mode, args, compiled = "refused", [f"{type(e).__name__}: {e}"], None
+                scratch = ""
             if mode == "m" and not self.warm:
                 self.warm_up()
             cgroup = None
@@ -266,6 +263,14 @@ class ForkServer:
                 self.poll.register(pidfd, select.EPOLLIN)
             out.append(encode(("started", task_id, pid, ticks, at)))
         return out
+
+    def scratch_for(self, task_id: str) -> str:
+        """An empty scratch directory for an attempt: one a finished attempt left empty, or new."""
+        if self.free_scratch:
+            return self.free_scratch.pop()
+        scratch = os.path.join(self.scratch_root, task_id)
+        os.makedirs(scratch, exist_ok=True)
+        return scratch
 
     def warm_up(self) -> None:
         """Load the preload modules here: the first wave of attempts pays for them, once."""
@@ -329,7 +334,8 @@ class ForkServer:
             os.closerange(3, 65536)
             if self.nofile_raised:
                 resource.setrlimit(resource.RLIMIT_NOFILE, self.nofile)
-            os.chdir(scratch)
+            if scratch:
+                os.chdir(scratch)
             os.umask(_child_umask)
             if self.wake_r >= 0:  # exits are seen through SIGCHLD: not the child's business
                 signal.set_wakeup_fd(-1)
@@ -427,14 +433,15 @@ class ForkServer:
         if code < 0:
             code = 128 - code  # killed by a signal: 128 + signal number, as containers report it
         ru = child.rusage
-        try:
-            empty = not os.listdir(child.scratch)
-        except OSError:
-            empty = False
-        if empty:
-            self.free_scratch.append(child.scratch)
-        else:
-            shutil.rmtree(child.scratch, ignore_errors=True)
+        if child.scratch:
+            try:
+                empty = not os.listdir(child.scratch)
+            except OSError:
+                empty = False
+            if empty:
+                self.free_scratch.append(child.scratch)
+            else:
+                shutil.rmtree(child.scratch, ignore_errors=True)
         return encode(("exited", child.task_id, code, ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
 
     def kill_orphans(self) -> None:

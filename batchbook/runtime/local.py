@@ -13,6 +13,7 @@ message from the fork server, or on the next timer, never on a sleep.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -26,8 +27,8 @@ from typing import Any
 
 import psutil
 
-from batchbook.engine import Engine, EngineConfig, Host, StartAttempt, StopAttempt
-from batchbook.errors import ClientError, StateDirInUse
+from batchbook.engine import Changes, Engine, EngineConfig, Host, StartAttempt, StopAttempt
+from batchbook.errors import ClientError, StateDirInUse, StorageFull
 from batchbook.home import default_state_dir, private_dir, private_opener
 from batchbook.runtime.launcher import Launcher
 from batchbook.runtime.logs import append_event, read_events
@@ -56,6 +57,8 @@ OPERATIONS = (
     "UpdateComputeEnvironment",
     "UpdateJobQueue",
 )
+MIN_FREE_BYTES = 1 << 20  # below this, on the state dir's disk, changes are refused (StorageFull)
+RETRY_SAVE_MS = 1000  # how often changes a full disk kept are tried again
 READ_ONLY = frozenset(op for op in OPERATIONS if op.startswith(("Describe", "List")))
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
@@ -110,6 +113,7 @@ class LocalBatch:
         self._next_memory_check = 0
         self.version = 0  # grows with every committed change (see wait_for_change)
         self.finished = 0  # grows with every commit in which some job became final
+        self._unsaved: Changes | None = None  # changes a full disk kept from being saved
         self._closing = False
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
@@ -137,6 +141,8 @@ class LocalBatch:
                 f"supported: {', '.join(OPERATIONS)}"
             )
         with self._lock:
+            if operation not in READ_ONLY:
+                self._check_room()
             self.engine.region = region or self.engine.host.region
             result = getattr(self.engine, snake(operation))(request or {})
             if operation not in READ_ONLY:
@@ -190,14 +196,37 @@ class LocalBatch:
             return self.finished if finished else self.version
 
     def _commit(self) -> None:
-        """Persist what changed since the last commit and tell the waiters (lock held)."""
+        """Persist what changed since the last commit and tell the waiters (lock held).
+
+        On a full disk the changes are kept, with any kept before, and StorageFull raised;
+        the scheduler loop saves them once there is room again (see _check_room)."""
         changes = self.engine.take_changes()
-        if changes.objects or changes.jobs or changes.events:
+        if self._unsaved is not None:
+            changes = self._unsaved.then(changes)
+        if not changes:
+            return
+        try:
             self.db.save(changes)
-            self.version += 1
-            if any(job.final for job in changes.jobs):
-                self.finished += 1
-            self._changed.notify_all()
+        except StorageFull:
+            self._unsaved = changes
+            raise
+        self._unsaved = None
+        self.version += 1
+        if any(job.final for job in changes.jobs):
+            self.finished += 1
+        self._changed.notify_all()
+
+    def _check_room(self) -> None:
+        """StorageFull unless the state dir's disk has room for a change (and the changes
+        kept while it had none are saved): a request is refused before it changes anything."""
+        if self._unsaved is not None:
+            self._commit()
+        free = os.statvfs(self.state_dir)
+        if free.f_bavail * free.f_frsize < MIN_FREE_BYTES:
+            raise StorageFull(
+                f"state dir {self.state_dir}: the disk is full ({free.f_bavail * free.f_frsize} "
+                "bytes free); nothing new is accepted until there is room: free some space"
+            )
 
     def log_events(
         self, log_stream: str, start: int = 0, limit: int = 10_000
@@ -245,7 +274,8 @@ class LocalBatch:
         with self._lock:  # what was running goes back to the queue, its attempt not spent
             for _, task in self.engine.active_tasks():
                 self.engine.attempt_requeued(task.task_id)
-            self._commit()
+            with contextlib.suppress(StorageFull):  # then the next engine finds them lost
+                self._commit()
         self.launcher.stop()
         with self._lock:
             self.db.close()
@@ -275,6 +305,8 @@ class LocalBatch:
 
     def _timeout(self) -> float | None:
         deadlines = [at for at, _ in self._kill_at.values()]
+        if self._unsaved is not None:  # a full disk: try again every RETRY_SAVE_MS
+            deadlines.append(now_ms() + RETRY_SAVE_MS)
         if self._pids:
             deadlines.append(self._next_memory_check)
         engine_deadline = self.engine.next_deadline()
@@ -316,7 +348,8 @@ class LocalBatch:
                 # Safe: if this process dies before the commit, the fork server (its stdin
                 # closed) kills every attempt it started, and the reopened engine retries them.
                 pending = self.launcher.flush()
-                self._commit()
+                with contextlib.suppress(StorageFull):  # kept, and saved on a later round
+                    self._commit()
                 if pending != writing:
                     if pending:
                         sel.register(self.launcher.write_fileno(), selectors.EVENT_WRITE, "write")
@@ -343,7 +376,8 @@ class LocalBatch:
                 oom = limit > 0 and used > limit
                 if oom and stream:  # what AWS's reason leaves out, where the user looks
                     line = OOM_LOG_LINE.format(used=-(-used >> 20), limit=limit >> 20)
-                    append_event(self.log_path(stream), now_ms(), line)
+                    with contextlib.suppress(OSError):  # a full disk: the reason still says it
+                        append_event(self.log_path(stream), now_ms(), line)
                 self.engine.attempt_exited(
                     task_id, code, oom=oom, peak_memory_kib=peak_kib, cpu_seconds=round(cpu, 4)
                 )

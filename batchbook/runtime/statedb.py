@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from batchbook.engine import Changes
+from batchbook.errors import StorageFull
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS objects (
@@ -30,10 +31,15 @@ SCHEMA_VERSION = "1"
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
+def is_disk_full(e: sqlite3.Error) -> bool:
+    return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "is full" in str(e)
+
+
 class StateDB:
     """One SQLite database in WAL mode; each save is one transaction."""
 
     def __init__(self, path: Path, readonly: bool = False):
+        self.path = path
         if readonly:
             self.db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
             return
@@ -81,8 +87,14 @@ class StateDB:
                 changes.events,
             )
             db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
+        except BaseException as e:
+            if db.in_transaction:  # SQLite rolls back by itself on a full disk
+                db.execute("ROLLBACK")
+            if isinstance(e, sqlite3.OperationalError) and is_disk_full(e):
+                raise StorageFull(
+                    f"state dir {self.path.parent}: the disk is full ({e}); the change is kept "
+                    "in memory and saved once there is room again"
+                ) from None
             raise
 
     def events(self, job_id: str) -> list[tuple[int, str, str | None]]:

@@ -3,11 +3,14 @@ per event stamped with the epoch millisecond it was read, unbuffered (so whoever
 the stream sees each read at once), an event at most 256 KiB as in CloudWatch, and the
 stream at most ``cap`` bytes: past it, one note says so and the rest is dropped (still
 read from the pipe, so the attempt never blocks on it). The file is made at the first
-line: a silent attempt costs none. Light on purpose: the fork server imports it.
+line: a silent attempt costs none. On a full disk the lines are dropped (still read), and
+once there is room again a note says how much was lost, before the lines that follow.
+Light on purpose: the fork server imports it.
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import time
@@ -17,8 +20,11 @@ DEFAULT_CAP_MIB = 1024
 NOTE_ROOM = 256  # bytes kept for the note that says a stream was cut
 
 
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 class StreamWriter:
-    __slots__ = ("buf", "cap", "cut", "file", "path", "written")
+    __slots__ = ("buf", "cap", "cut", "dropped", "file", "path", "written")
 
     def __init__(self, path: str, cap: int):
         self.path, self.cap = path, cap
@@ -26,6 +32,7 @@ class StreamWriter:
         self.file: io.FileIO | None = None
         self.written = 0
         self.cut = False  # past the cap: the rest is dropped
+        self.dropped = 0  # bytes a full disk had no room for, not yet noted in the stream
 
     def write(self, data: bytes, folders: set[str]) -> None:
         """Add what the attempt wrote; ``folders``: the log folders known to exist."""
@@ -36,13 +43,23 @@ class StreamWriter:
             self.buf = b""
         if not lines or self.cut:
             return
+        stamp = b"%d\t" % (time.time_ns() // 1_000_000)
+        try:
+            self._write(lines, stamp, folders)
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            self.dropped += sum(len(stamp) + len(line) + 1 for line in lines)
+
+    def _write(self, lines: list[bytes], stamp: bytes, folders: set[str]) -> None:
         if self.file is None:
             folder = os.path.dirname(self.path)
             if folder not in folders:
                 os.makedirs(folder, exist_ok=True)
                 folders.add(folder)
             self.file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
-        stamp = b"%d\t" % (time.time_ns() // 1_000_000)
+        if self.dropped:
+            self._note_dropped(stamp)
         events = b"".join(stamp + line + b"\n" for line in lines)
         room = self.cap - NOTE_ROOM - self.written  # the note always fits after the last line
         if len(events) > room:
@@ -62,11 +79,42 @@ class StreamWriter:
                     % (self.cap >> 20)
                 )
             )
-        self.file.write(events)
-        self.written += len(events)
+        self._put(events)
+
+    def _note_dropped(self, stamp: bytes) -> None:
+        """Room again: first say what a full disk dropped."""
+        self._put(
+            stamp
+            + b"[batchbook] %d bytes of this attempt's output were dropped: the disk was full\n"
+            % self.dropped
+        )
+        self.dropped = 0
+
+    def _put(self, data: bytes) -> None:
+        """Append whole events, or nothing: what a full disk cut short is taken back, so
+        the stream never holds half an event."""
+        assert self.file is not None
+        start, view = self.written, memoryview(data)
+        try:
+            while view:
+                written = self.file.write(view)
+                if not written:
+                    raise OSError(errno.ENOSPC, "no space left on device")
+                self.written += written
+                view = view[written:]
+        except OSError:
+            if self.written != start:
+                os.ftruncate(self.file.fileno(), start)
+                self.written = start
+            raise
 
     def close(self, folders: set[str]) -> None:
         if self.buf:
             self.write(b"\n", folders)
+        if self.dropped and self.file is not None:  # a last try at the note
+            try:
+                self._note_dropped(b"%d\t" % (time.time_ns() // 1_000_000))
+            except OSError:
+                pass
         if self.file is not None:
             self.file.close()
