@@ -64,19 +64,11 @@ def load_credentials(state_dir: Path) -> Credentials:
     return Credentials(data["aws_access_key_id"], data["aws_secret_access_key"])
 
 
-def verify(
-    creds: Credentials,
-    method: str,
-    raw_path: str,
-    headers: dict[str, str],
-    body: bytes,
-    service: str,
-) -> str:
-    """Check the request's SigV4 signature; return the region it was signed for.
-
-    ``raw_path`` is the request target as sent (still percent-encoded, with the
-    query string); ``headers`` are keyed in lower case.
-    """
+def check_credential(creds: Credentials, headers: dict[str, str], service: str) -> tuple[str, ...]:
+    """What a request's headers alone show of its signature: an AWS4-HMAC-SHA256 one, by
+    this service's key, for ``service``, signed within 15 minutes. Checked before the body
+    is read: nobody without the key makes the service read a body. Returns (day, region,
+    signed headers, signature, x-amz-date)."""
     auth = headers.get("authorization")
     if not auth:
         raise AuthenticationError(
@@ -109,6 +101,23 @@ def verify(
             f"Signature expired or not yet valid: {stamp} is more than 15 minutes from now",
             "InvalidSignatureException",
         )
+    return day, region, signed_headers, signature, stamp
+
+
+def verify(
+    creds: Credentials,
+    method: str,
+    raw_path: str,
+    headers: dict[str, str],
+    body: bytes,
+    service: str,
+) -> str:
+    """Check the request's SigV4 signature; return the region it was signed for.
+
+    ``raw_path`` is the request target as sent (still percent-encoded, with the
+    query string); ``headers`` are keyed in lower case.
+    """
+    day, region, signed_headers, signature, stamp = check_credential(creds, headers, service)
     names = signed_headers.split(";")
     if "host" not in names:
         raise AuthenticationError("'Host' must be a signed header", "InvalidSignatureException")

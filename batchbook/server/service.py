@@ -21,10 +21,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from batchbook.errors import BatchbookError, ClientError, ServerError, ThrottlingError
+from batchbook.errors import (
+    AuthenticationError,
+    BatchbookError,
+    ClientError,
+    ServerError,
+    ThrottlingError,
+)
 from batchbook.interpreter import describe
 from batchbook.runtime.local import LocalBatch
-from batchbook.server.auth import load_credentials, verify
+from batchbook.server.auth import check_credential, load_credentials, verify
 from batchbook.server.cloudwatch_logs import CloudWatchLogs
 from batchbook.server.routes import INTERPRETER_OPERATION, WAIT_OPERATION, route, service_of
 from batchbook.version import __version__
@@ -81,6 +87,18 @@ class BatchService:
         self.port: int = self.httpd.server_address[1]
         self.url = f"http://{host}:{self.port}"
         self._stop_r, self._stop_w = os.pipe()
+
+    def precheck(self, raw_path: str, headers: dict[str, str]) -> Response | None:
+        """The 403 for a request whose headers already show it is not signed with our key
+        (then its body is never read), else None."""
+        if raw_path == PING_PATH:
+            return None
+        service = service_of(raw_path, headers)
+        try:
+            check_credential(self.credentials, headers, service)
+        except AuthenticationError as e:
+            return _error(service, e)
+        return None
 
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Response:
         if raw_path == PING_PATH:
@@ -260,8 +278,13 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
             return
-        body = self.rfile.read(length)
         headers = {k.lower(): v for k, v in self.headers.items()}
+        refused = self.server.service.precheck(self.path, headers) if length else None
+        if refused is not None:
+            self.close_connection = True  # its body is not read: the connection cannot be reused
+            self._reply(refused)
+            return
+        body = self.rfile.read(length)
         self._reply(self.server.service.handle(self.command, self.path, headers, body))
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _serve

@@ -64,3 +64,24 @@ def test_a_connection_that_sends_nothing_is_closed_after_the_idle_timeout(
     with socket.create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1]))) as s:
         s.settimeout(IDLE_SECONDS + 20)  # a bound on the test, not the thing measured
         assert s.recv(1) == b""  # the service closed it
+
+
+def test_a_body_is_not_read_unless_the_headers_carry_our_key(service: Service) -> None:
+    """An unsigned (or wrongly keyed) request is answered 403 from its headers alone: the
+    service does not wait for, or hold, a body nobody with the key sent."""
+    for authorization in (
+        "",
+        "AWS4-HMAC-SHA256 Credential=AKIDNOTOURS/20261201/us-east-1/batch/aws4_request, SignedHeaders=host, Signature=00",
+    ):
+        with socket.create_connection(("127.0.0.1", int(service.url.rsplit(":", 1)[1]))) as s:
+            s.settimeout(IDLE_SECONDS / 2)  # well before the service would give up on the body
+            head = (
+                "POST /v1/describejobqueues HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Length: {1 << 20}\r\n"
+                + (f"Authorization: {authorization}\r\n" if authorization else "")
+                + "\r\n"
+            )
+            s.sendall(head.encode())  # and never the body
+            reply = s.recv(65536).decode()
+        assert reply.startswith("HTTP/1.1 403"), reply
+        assert "x-amzn-ErrorType:" in reply
