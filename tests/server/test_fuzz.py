@@ -30,6 +30,7 @@ import base64
 import http.client
 import itertools
 import json
+import re
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -727,6 +728,16 @@ def raw_socket_cases(service: Service) -> Iterator[tuple[Case, bytes]]:
 
 
 # ---------------------------------------------------------------- checks
+def names_a_field(body: bytes | None) -> bool:
+    """Whether an error's message begins with the name of the field it is about."""
+    try:
+        message = json.loads(body or b"{}").get("message", "")
+    except (ValueError, AttributeError):
+        return False
+    # "containerOverrides.command[0]: ...", "request body: ...", "operation 'X' is not ..."
+    return bool(re.match(r"^\S+( \w+)?: |^operation '\w+' is not supported", message))
+
+
 def problem(case: Case, answer: Answer) -> str | None:
     """What is wrong with the answer to ``case``, or None."""
     if answer.status is None:
@@ -858,17 +869,24 @@ def test_bad_requests_on_every_route_get_4xx(service: Service, batch: Any, logs:
     cases = all_cases(state) + signature_cases(service)
     started = time.monotonic()
     failures: list[Failure] = []
+    named = 0  # strict cases answered 400 naming the field (or the operation) at fault
     for case in cases:
         answer = send(service, case)
         if (what := problem(case, answer)) is not None:
             failures.append((case, answer, what))
+        elif case.strict and answer.status == 400 and names_a_field(answer.body):
+            named += 1
+
     raw = list(raw_socket_cases(service))
     for case, data in raw:
         answer = send_raw(service, data)
         if (what := problem(case, answer)) is not None:
             failures.append((case, answer, what))
     total, strict = len(cases) + len(raw), sum(c.strict for c in cases) + len(raw)
-    print(f"\n{total} fuzz requests ({strict} strict) in {time.monotonic() - started:.1f}s")
+    print(
+        f"\n{total} fuzz requests ({strict} strict, {named} of those answered 400 naming the "
+        f"field or operation) in {time.monotonic() - started:.1f}s"
+    )
     log = tracebacks(service)
 
     problems = health_problems(service, batch, logs, survivors)
