@@ -9,6 +9,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from batchbook.aws.commands import add_commands as add_aws_commands
+from batchbook.aws.commands import run as run_aws
 from batchbook.home import default_state_dir, home
 from batchbook.wording import count
 
@@ -217,10 +219,11 @@ def main(argv: list[str] | None = None) -> int:
     p_cleanup.add_argument(
         "--older-than", default="7d", metavar="AGE", help="e.g. 7d, 12h, 30m (default: 7d)"
     )
+    add_aws_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.state_dir)
-    commands = {"serve": serve, "status": status, "stop": stop, "cleanup": cleanup}
+    commands = {"serve": serve, "status": status, "stop": stop, "cleanup": cleanup, "aws": run_aws}
     return commands[args.command](args)
 
 

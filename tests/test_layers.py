@@ -25,6 +25,7 @@ NEVER = {
     "server": ("engine", "functions", "notebook", "cli"),
     "functions": ("engine", "runtime", "notebook", "cli"),
     "notebook": ("engine", "runtime", "server", "cli"),
+    "aws": ("engine", "runtime", "server", "functions", "notebook", "cli"),
 }
 
 

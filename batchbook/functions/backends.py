@@ -43,9 +43,12 @@ def use(
         )
         backend, state_dir = "local", backend
     if backend == "aws":
+        from batchbook.aws.config import load_profile
+
+        aws = load_profile()  # the config file batchbook aws setup wrote (or the environment)
         raise ClientError(
-            "backend: 'aws' is not available yet; batchbook runs on the local engine for now "
-            "(batch.use('local'))"
+            f"backend: 'aws' is set up (queue {aws.queue} in {aws.region}, store {aws.store}), "
+            "but this version of batchbook does not run maps on AWS yet; use batch.use('local')"
         )
     chosen = LocalBackend.open(state_dir, store=store, region=region, queue=queue, profile=profile)
     return make_current(chosen)

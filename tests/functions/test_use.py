@@ -52,8 +52,11 @@ def test_the_path_form_still_works_with_a_deprecation_warning(
     assert backends.current() is before
 
 
-def test_aws_is_not_available_yet_and_unknown_names_are_refused(backend: Backend) -> None:
-    with pytest.raises(ClientError, match="backend: 'aws' is not available yet"):
+def test_aws_needs_its_setup_and_unknown_names_are_refused(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BATCHBOOK_HOME", str(tmp_path / "fresh"))  # no config file there
+    with pytest.raises(ClientError, match=r"profile: 'default' .* run `batchbook aws setup"):
         batch.use("aws")
     with pytest.raises(ClientError, match="backend: 'cloud' is not one of local, aws"):
         batch.use("cloud", state_dir=backend.service.state_dir)
