@@ -120,6 +120,12 @@ class Setup:
             setup=self.opts.name,
         )
         path = save_profile(report.profile, profile)
+        image = self._job_definitions()[-1]["containerProperties"]["image"] if not dry_run else ""
+        if image.startswith("python:"):
+            self.out(
+                f"the runner starts from the public image {image} and installs batchbook at each "
+                "start (a few seconds) until `batchbook aws image` makes an image with it"
+            )
         self.out(
             f"done: {len(report.made)} created, {len(report.existed)} already there; "
             f"profile {profile!r} written to {path}; batch.use('aws') uses it"

@@ -81,6 +81,20 @@ def test_setup_makes_a_working_queue_once_and_a_dry_run_nothing(aws_env: dict[st
         batch.use("aws")
 
 
+def test_fargate_gets_its_execution_role_and_no_instances(aws_env: dict[str, str]) -> None:
+    done = batchbook(*SETUP, "--fargate", "--max-vcpus", "16")
+    assert done.returncode == 0, done.stderr
+    assert "installs batchbook at each start" in done.stdout
+    [ce] = client("batch").describe_compute_environments()["computeEnvironments"]
+    assert ce["computeEnvironmentName"] == "batchbook-fargate"
+    assert ce["computeResources"]["type"] == "FARGATE"
+    [jobdef] = client("batch").describe_job_definitions(status="ACTIVE")["jobDefinitions"]
+    assert jobdef["platformCapabilities"] == ["FARGATE"]
+    assert jobdef["containerProperties"]["executionRoleArn"].endswith("/batchbook-execution")
+    assert "batchbook-instance" not in made()["roles"]
+    assert batchbook(*SETUP, "--spot", "--fargate").returncode == 2  # one or the other
+
+
 def test_min_vcpus_above_zero_is_warned_about(aws_env: dict[str, str]) -> None:
     done = batchbook(*SETUP, "--min-vcpus", "4")
     assert done.returncode == 0, done.stderr
