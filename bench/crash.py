@@ -15,6 +15,7 @@ function leaves (a file when it starts, one when it ends):
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import signal
@@ -76,7 +77,7 @@ def overlapping(spans: list[tuple[int, int | None]]) -> bool:
     was (one that went on beside its retry, as before the fork server's attempts were
     killed first, ends and leaves its mark: then it shows here)."""
     ended = sorted((start, end) for start, end in spans if end is not None)
-    return any(b[0] < a[1] for a, b in zip(ended, ended[1:]))
+    return any(b[0] < a[1] for a, b in itertools.pairwise(ended))
 
 
 def scenario(kill: str, n: int, seconds: float) -> dict[str, int]:

@@ -128,28 +128,43 @@ class Backend:
             self._ready.add(name)
             return name
 
+    runner = RUNNER_JOBDEF  # the runner's job definition (name)
+
     def job_definition(self) -> str:
+        """The runner's job definition (checked once; see missing_job_definition)."""
         with self._lock:
-            if RUNNER_JOBDEF in self._ready:
-                return RUNNER_JOBDEF
+            if self.runner in self._ready:
+                return self.runner
             found = self.batch.describe_job_definitions(
-                jobDefinitionName=RUNNER_JOBDEF, status="ACTIVE"
+                jobDefinitionName=self.runner, status="ACTIVE"
             )["jobDefinitions"]
             if not found:
-                self.batch.register_job_definition(
-                    jobDefinitionName=RUNNER_JOBDEF,
-                    type="container",
-                    containerProperties={
-                        "image": "batchbook-local",
-                        "command": ["python", "-m", "batchbook.runner"],
-                        "resourceRequirements": [
-                            {"type": "VCPU", "value": "1"},
-                            {"type": "MEMORY", "value": str(DEFAULT_MEMORY_MIB)},
-                        ],
-                    },
-                )
-            self._ready.add(RUNNER_JOBDEF)
-            return RUNNER_JOBDEF
+                self.missing_job_definition()
+            self._ready.add(self.runner)
+            return self.runner
+
+    def missing_job_definition(self) -> None:
+        """What to do when the runner's job definition does not exist: register the local one."""
+        self.batch.register_job_definition(
+            jobDefinitionName=self.runner,
+            type="container",
+            containerProperties={
+                "image": "batchbook-local",
+                "command": ["python", "-m", "batchbook.runner"],
+                "resourceRequirements": [
+                    {"type": "VCPU", "value": "1"},
+                    {"type": "MEMORY", "value": str(DEFAULT_MEMORY_MIB)},
+                ],
+            },
+        )
+
+    def runner_command(
+        self, store_url: str, run_id: str
+    ) -> tuple[list[str] | None, dict[str, str]]:
+        """How a map's job names its run: (the command override, the job's parameters).
+        Locally the command itself; where the job definition's command carries ``Ref::store``
+        and ``Ref::run`` (AWS's, made by setup), the parameters."""
+        return ["python", "-m", "batchbook.runner", store_url, run_id], {}
 
     def queue_vcpus(self, queue: str) -> float:
         """The vCPUs of a queue's compute environments (looked up at most every 30 s)."""

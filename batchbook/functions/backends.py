@@ -29,7 +29,8 @@ def use(
     ``~/.batchbook/local``), started if it is not running. ``store``: where payloads and
     results go (default: a folder in the state dir; ``"s3://bucket/prefix"`` for S3, with
     ``profile`` naming the AWS profile to reach it). ``queue``: the default job queue.
-    ``"aws"``: AWS Batch itself (not available yet). It finds the service and builds its
+    ``"aws"``: AWS Batch itself, as ``batchbook aws setup`` made it (its config profile), or
+    with ``region``, ``queue`` and ``store`` all given. It finds the service and builds its
     clients at once, so the first map pays no set-up. ``with batch.use(...):`` restores
     the previous backend afterwards.
     """
@@ -43,12 +44,10 @@ def use(
         )
         backend, state_dir = "local", backend
     if backend == "aws":
-        from batchbook.aws.config import load_profile
+        from batchbook.functions.aws_backend import AwsBackend
 
-        aws = load_profile()  # the config file batchbook aws setup wrote (or the environment)
-        raise ClientError(
-            f"backend: 'aws' is set up (queue {aws.queue} in {aws.region}, store {aws.store}), "
-            "but this version of batchbook does not run maps on AWS yet; use batch.use('local')"
+        return make_current(
+            AwsBackend.open(region=region, queue=queue, store=store, profile=profile)
         )
     chosen = LocalBackend.open(state_dir, store=store, region=region, queue=queue, profile=profile)
     return make_current(chosen)

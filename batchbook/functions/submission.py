@@ -184,7 +184,6 @@ def _job_request(
         "jobQueue": opts["queue"],
         "jobDefinition": backend.job_definition(),
         "containerOverrides": {
-            "command": ["python", "-m", "batchbook.runner", store_url, manifest["id"]],
             "resourceRequirements": resources,
             "environment": [
                 {"name": k, "value": v}
@@ -194,6 +193,11 @@ def _job_request(
         "retryStrategy": retry_strategy(opts["retries"]),
         "tags": {RUN_TAG: manifest["id"]},
     }
+    command, parameters = backend.runner_command(store_url, manifest["id"])
+    if command:
+        request["containerOverrides"]["command"] = command
+    if parameters:
+        request["parameters"] = parameters
     chunks = -(-manifest["n"] // manifest["chunksize"])
     if chunks > 1:
         request["arrayProperties"] = {"size": chunks}

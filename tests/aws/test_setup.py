@@ -13,7 +13,6 @@ import pytest
 import batchbook as batch
 from batchbook.aws.config import load_profile
 from batchbook.aws.resources import TAG
-from batchbook.errors import ClientError
 from batchbook.version import __version__
 from tests.aws.conftest import REGION, batchbook, client
 
@@ -77,8 +76,11 @@ def test_setup_makes_a_working_queue_once_and_a_dry_run_nothing(aws_env: dict[st
         "batchbook",
         "s3://lab-bucket/batchbook",
     )
-    with pytest.raises(ClientError, match=r"queue batchbook in us-east-1, store s3://lab-bucket"):
-        batch.use("aws")
+    with batch.use("aws") as backend:  # the AWS backend, from that profile
+        assert repr(backend) == (
+            "<batchbook AWS backend us-east-1, queue batchbook, store s3://lab-bucket/batchbook>"
+        )
+        assert backend.job_definition() == "batchbook-runner"
 
 
 def test_fargate_gets_its_execution_role_and_no_instances(aws_env: dict[str, str]) -> None:
