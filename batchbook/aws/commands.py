@@ -67,6 +67,14 @@ def run(args: argparse.Namespace) -> int:
     except BatchbookError as e:
         print(f"batchbook aws {args.aws_command}: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # what AWS (or botocore, without credentials or a route) said
+        from botocore.exceptions import BotoCoreError
+        from botocore.exceptions import ClientError as AwsError
+
+        if not isinstance(e, AwsError | BotoCoreError):
+            raise
+        print(f"batchbook aws {args.aws_command}: AWS answered: {e}", file=sys.stderr)
+        return 2
 
 
 def _setup(args: argparse.Namespace) -> int:

@@ -224,7 +224,7 @@ class Setup:
 
     def _make_instance_profile(self) -> None:
         name = self.names.instance_role
-        self.aws.iam.create_instance_profile(InstanceProfileName=name)
+        self.aws.iam.create_instance_profile(InstanceProfileName=name, Tags=self._tags())
         self.aws.iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
 
     def _network(self) -> tuple[list[str], list[str]]:

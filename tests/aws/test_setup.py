@@ -97,6 +97,30 @@ def test_fargate_gets_its_execution_role_and_no_instances(aws_env: dict[str, str
     assert batchbook(*SETUP, "--spot", "--fargate").returncode == 2  # one or the other
 
 
+def test_a_region_without_a_default_vpc_needs_subnets_given(aws_env: dict[str, str]) -> None:
+    ec2 = client("ec2")
+    [vpc] = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    for subnet in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+        "Subnets"
+    ]:
+        ec2.delete_subnet(SubnetId=subnet["SubnetId"])
+    ec2.delete_vpc(VpcId=vpc["VpcId"])
+    refused = batchbook(*SETUP)
+    assert refused.returncode == 2
+    assert "has no default VPC; give --subnets and --security-group-ids" in refused.stderr
+    assert made()["ces"] == []
+    typo = batchbook(*SETUP, "--subnets", "subnet-1", "--security-group-ids", "sg-1")
+    assert typo.returncode == 2 and "AWS answered:" in typo.stderr  # said plainly, no traceback
+    assert "Traceback" not in typo.stderr
+    own = ec2.create_vpc(CidrBlock="10.1.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=own, CidrBlock="10.1.1.0/24")["Subnet"]["SubnetId"]
+    group = ec2.create_security_group(VpcId=own, GroupName="lab", Description="lab")["GroupId"]
+    given = batchbook(*SETUP, "--subnets", subnet, "--security-group-ids", group)
+    assert given.returncode == 0, given.stderr
+    [ce] = client("batch").describe_compute_environments()["computeEnvironments"]
+    assert ce["computeResources"]["subnets"] == [subnet]
+
+
 def test_min_vcpus_above_zero_is_warned_about(aws_env: dict[str, str]) -> None:
     done = batchbook(*SETUP, "--min-vcpus", "4")
     assert done.returncode == 0, done.stderr
