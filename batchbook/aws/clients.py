@@ -20,6 +20,7 @@ class Aws:
         from botocore.config import Config
 
         self.region = region
+        self.profile = profile or ""  # the AWS credentials profile ("": boto3's choice)
         self.session = boto3.Session(profile_name=profile or None, region_name=region)
         self._config = Config(retries={"mode": "adaptive", "max_attempts": 10})
         self._clients: dict[str, Any] = {}

@@ -108,6 +108,7 @@ class Setup:
             self.out(f"[{i}/{len(todo)}] creating {step.what} ...")
             step.make()
             report.made.append(step.what)
+        self.converge()
         report.existed = [s.what for s in steps if s.exists]
         report.warnings = self.warnings()
         for warning in report.warnings:
@@ -118,9 +119,11 @@ class Setup:
             job_definition=self.names.job_definition,
             store=self.opts.store,
             setup=self.opts.name,
+            aws_profile=self.aws.profile,
         )
         path = save_profile(report.profile, profile)
-        image = self._job_definitions()[-1]["containerProperties"]["image"] if not dry_run else ""
+        latest = max(self._job_definitions(), key=lambda d: d["revision"])
+        image = latest["containerProperties"]["image"]
         if image.startswith("python:"):
             self.out(
                 f"the runner starts from the public image {image} and installs batchbook at each "
@@ -131,6 +134,49 @@ class Setup:
             f"profile {profile!r} written to {path}; batch.use('aws') uses it"
         )
         return report
+
+    def converge(self) -> None:
+        """Bring what existed in line with the options (a run cut short, other options):
+        the roles' policies, the instance profile's role, the queue's compute environment.
+        Each call here is one AWS makes idempotent."""
+        n = self.names
+        for name, managed, inline in (
+            (n.service_role, [BATCH_SERVICE_POLICY], None),
+            (n.instance_role, [INSTANCE_POLICY], None),
+            (n.job_role, [], job_policy(self.opts)),
+            (n.execution_role, [EXECUTION_POLICY], None),
+        ):
+            if not self._role_exists(name):
+                continue
+            for arn in managed:
+                self.aws.iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            if inline:
+                self.aws.iam.put_role_policy(
+                    RoleName=name, PolicyName="batchbook", PolicyDocument=inline
+                )
+        if not self.opts.fargate:
+            profile = self.aws.iam.get_instance_profile(InstanceProfileName=n.instance_role)
+            if not profile["InstanceProfile"]["Roles"]:
+                self.aws.iam.add_role_to_instance_profile(
+                    InstanceProfileName=n.instance_role, RoleName=n.instance_role
+                )
+        queue, ce = self._queue(), self._compute_environment()
+        if not queue or not ce:
+            return
+        order = queue.get("computeEnvironmentOrder", [])
+        named = [o["computeEnvironment"].rsplit("/", 1)[-1] for o in order]
+        if n.compute_environment not in named:
+            self.out(f"job queue {n.queue}: compute environment {n.compute_environment} goes first")
+            others = self.aws.batch.describe_compute_environments(
+                computeEnvironments=[o["computeEnvironment"] for o in order[:2]]
+            )["computeEnvironments"]
+            arns = [ce["computeEnvironmentArn"], *(c["computeEnvironmentArn"] for c in others)]
+            self.aws.batch.update_job_queue(
+                jobQueue=n.queue,
+                computeEnvironmentOrder=[
+                    {"order": i + 1, "computeEnvironment": arn} for i, arn in enumerate(arns)
+                ],
+            )
 
     def warnings(self) -> list[str]:
         """Compute environments of the queue that keep instances running while it is idle."""

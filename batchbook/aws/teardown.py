@@ -132,20 +132,21 @@ def _disable_then_delete(
     state: str,
     disable: Callable[[], Any],
     delete: Callable[[], Any],
-    current: Callable[[], str | None],
+    current: Callable[[], tuple[str, str] | None],
 ) -> None:
     """AWS deletes a queue or compute environment only once it is DISABLED (and settled)."""
     if state != "DISABLED":
         disable()
-    wait_until(lambda: current() in ("DISABLED", None), f"{what} to be DISABLED")
+    wait_until(lambda: current() in (("DISABLED", "VALID"), None), f"{what} to be DISABLED")
     delete()
     wait_until(lambda: current() is None, f"{what} to be deleted")
 
 
-def _state(describe: Callable[..., Any], key: str, **request: Any) -> str | None:
-    """The state of the one thing asked for (None: it is gone)."""
+def _state(describe: Callable[..., Any], key: str, **request: Any) -> tuple[str, str] | None:
+    """(state, status) of the one thing asked for, e.g. ("DISABLED", "UPDATING") while an
+    update settles (AWS deletes nothing then); None when it is gone."""
     items = describe(**request)[key]
-    return str(items[0]["state"]) if items else None
+    return (str(items[0]["state"]), str(items[0]["status"])) if items else None
 
 
 def _pages(call: Callable[..., Any], key: str, **request: Any) -> list[dict[str, Any]]:

@@ -256,8 +256,12 @@ class Engine(ObjectOperations):
         exit_code = attempt["container"].get("exitCode")
         job.attempts.append(attempt)
         if task.stop_kind == "restart":  # a child node, for its job's next attempt
-            self._set_status(job, "PENDING", status_reason)
-            self._maybe_runnable(job)
+            main = job.main_node
+            if main is not None and main.final:  # ...which will not come: it is over
+                self._fail(job, MAIN_NODE_EXITED)
+            else:
+                self._set_status(job, "PENDING", status_reason)
+                self._maybe_runnable(job)
         elif exit_code == 0 and task.stop_kind is None and not oom:
             self._set_status(job, "SUCCEEDED", status_reason)
         elif task.stop_kind is None and job.spec.retry.should_retry(
@@ -276,15 +280,17 @@ class Engine(ObjectOperations):
     def attempt_requeued(self, task_id: str) -> None:
         """A graceful stop interrupted the attempt: it goes back to the queue as if it had
         never started (no attempt recorded, none spent; its next run has its number)."""
-        job = self._tasks.pop(task_id, None)
+        job = self._tasks.get(task_id)
         if job is None or job.task is None:
             return
+        if job.task.stop_kind is not None:  # being terminated or timed out: it ends so
+            self.attempt_exited(task_id, None, reason=job.task.stop_reason)
+            return
+        del self._tasks[task_id]
         job.task = None
         self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) - job.spec.resources
-        if job.node is not None and not job.is_main_node:
-            self._set_status(job, "PENDING")  # it starts again once its main node runs
-        else:
-            self._set_status(job, "RUNNABLE")
+        child = job.node is not None and not job.is_main_node  # it waits for its main node
+        self._set_status(job, "PENDING" if child else "RUNNABLE")
 
     def active_tasks(self) -> list[tuple[str, Task]]:
         return [(job.id, job.task) for job in self._tasks.values() if job.task is not None]
@@ -310,12 +316,15 @@ class Engine(ObjectOperations):
         while self._apply_state_limits(now):
             self._place()
         actions, self._actions = self._actions, []
-        return actions
+        # an attempt lost meanwhile (a restart's recovery) is not signalled: its pid is stale
+        return [a for a in actions if not isinstance(a, StopAttempt) or a.task_id in self._tasks]
 
     def _apply_state_limits(self, now: int) -> bool:
-        """Stop the head jobs their queues' state time limits say to; True if one was (its
-        queue has a new head, placement may change)."""
-        stops, timers = heads_to_stop(self._runnable, self.registry.queues, now)
+        """Stop the heads their queues' state time limits say to; True if one was."""
+        stops, timers, stale = heads_to_stop(self._runnable, self.registry, now)
+        for job in stale:  # blocked no more: its environments grew since it was marked
+            job.status_reason = None
+            self._touch(job)
         for timer in timers:
             if timer not in self._limit_timers:
                 heapq.heappush(self._limit_timers, timer)
@@ -389,6 +398,8 @@ class Engine(ObjectOperations):
                 continue
             if node.status in CANCELLABLE:
                 self._finish_quietly(node, "FAILED", MAIN_NODE_EXITED, todo)
+            elif node.task is not None and node.task.stop_kind == "restart":
+                node.task.stop_kind, node.task.stop_reason = "terminate", MAIN_NODE_EXITED
             else:
                 self._stop(node, MAIN_NODE_EXITED, "terminate")
 

@@ -7,9 +7,12 @@ AWS's statusReason. Pure: the engine asks and carries out the answer.
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from batchbook.engine.jobs import JobState
+
+if TYPE_CHECKING:  # the registry checks queues' actions with this module
+    from batchbook.engine.registry import Registry
 from batchbook.errors import ClientError
 from batchbook.vocabulary import check_range
 
@@ -67,25 +70,32 @@ def due_at(job: JobState, action: dict[str, Any]) -> int:
 
 
 def heads_to_stop(
-    runnable: dict[str, dict[str, JobState]], queues: dict[str, dict[str, Any]], now: int
-) -> tuple[list[tuple[JobState, dict[str, Any]]], list[tuple[int, str]]]:
-    """The head jobs to stop now, with the action that stops each, and the (epoch ms, job id)
-    timers of the heads whose time has not come yet."""
-    stops, timers = [], []
+    runnable: dict[str, dict[str, JobState]], registry: Registry, now: int
+) -> tuple[list[tuple[JobState, dict[str, Any]]], list[tuple[int, str]], list[JobState]]:
+    """The head jobs to stop now, with the action that stops each; the (epoch ms, job id)
+    timers of the heads whose time has not come yet; and the heads whose blocking reason is
+    stale (they fit the queue's compute environments as they are now)."""
+    stops, timers, stale = [], [], []
     for name, jobs in runnable.items():
-        queue = queues.get(name)
+        queue = registry.queues.get(name)
         if not jobs or not queue or not queue.get("jobStateTimeLimitActions"):
             continue
         head = next(iter(jobs.values()))
         action = limit_for(queue, head)
         if action is None:
             continue
-        due = due_at(head, action)
-        if due > now:
-            timers.append((due, head.id))
+        capacity = [
+            registry.capacity[n]
+            for n in registry.queue_environments(queue)
+            if n in registry.capacity
+        ]
+        if any(head.spec.resources.fits_in(c) for c in capacity):
+            stale.append(head)
+        elif due_at(head, action) > now:
+            timers.append((due_at(head, action), head.id))
         else:
             stops.append((head, action))
-    return stops, timers
+    return stops, timers, stale
 
 
 def stop_reason(action: dict[str, Any]) -> str:

@@ -102,7 +102,7 @@ def list_jobs(req: dict[str, Any], jobs: dict[str, JobState], registry: Registry
     status = None if filters else req.get("jobStatus", "RUNNING")
     if req.get("arrayJobId"):
         parent = jobs.get(req["arrayJobId"])
-        if parent is None or not parent.is_parent:
+        if parent is None or not parent.is_array_parent:
             raise ClientError(f"arrayJobId: {req['arrayJobId']!r} is not an array job")
         found: Iterable[JobState] = parent.children
     elif req.get("multiNodeJobId"):

@@ -161,6 +161,15 @@ def children_by_parent() -> dict[int, list[int]]:
     return out
 
 
+def session_of(pid: int) -> int | None:
+    """The session a process is in (an attempt's first process leads its own), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def descendants(roots: set[int], tree: dict[int, list[int]] | None = None) -> set[int]:
     """``roots`` and every process under them."""
     tree = children_by_parent() if tree is None else tree

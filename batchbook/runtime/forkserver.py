@@ -54,6 +54,7 @@ from batchbook.runtime.containment import (
     kill_all,
     kill_cgroup,
     populated,
+    session_of,
 )
 from batchbook.runtime.frames import decode_frames, encode
 from batchbook.runtime.proc import boot_ticks
@@ -446,7 +447,11 @@ class ForkServer:
 
     def kill_orphans(self) -> None:
         """Kill what outlived its attempt's first process (handed to us, a subreaper) and reap it."""
-        adopted = set(self.own_children()) - self.children.keys() - self.orphans
+        adopted = {
+            pid
+            for pid in set(self.own_children()) - self.children.keys() - self.orphans
+            if session_of(pid) not in self.children  # not of an attempt still running
+        }
         if adopted:
             kill_all(descendants(adopted))
             self.orphans |= adopted

@@ -12,7 +12,7 @@ import pytest
 
 import batchbook as batch
 from batchbook.aws.config import load_profile
-from batchbook.aws.resources import TAG
+from batchbook.aws.resources import BATCH_SERVICE_POLICY, TAG
 from batchbook.version import __version__
 from tests.aws.conftest import REGION, batchbook, client
 
@@ -119,6 +119,33 @@ def test_a_region_without_a_default_vpc_needs_subnets_given(aws_env: dict[str, s
     assert given.returncode == 0, given.stderr
     [ce] = client("batch").describe_compute_environments()["computeEnvironments"]
     assert ce["computeResources"]["subnets"] == [subnet]
+
+
+def test_a_second_run_repairs_what_a_cut_short_one_left(
+    aws_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "credentials").write_text(
+        "[lab]\naws_access_key_id = testing\naws_secret_access_key = testing\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    assert batchbook(*SETUP, "--aws-profile", "lab").returncode == 0
+    assert load_profile().aws_profile == "lab"  # doctor and batch.use("aws") use those keys
+    iam = client("iam")
+    iam.detach_role_policy(RoleName="batchbook-batch-service", PolicyArn=BATCH_SERVICE_POLICY)
+    iam.remove_role_from_instance_profile(
+        InstanceProfileName="batchbook-instance", RoleName="batchbook-instance"
+    )
+    again = batchbook(*SETUP, "--aws-profile", "lab")
+    assert again.returncode == 0, again.stderr
+    attached = iam.list_attached_role_policies(RoleName="batchbook-batch-service")
+    assert [p["PolicyArn"] for p in attached["AttachedPolicies"]] == [BATCH_SERVICE_POLICY]
+    profile = iam.get_instance_profile(InstanceProfileName="batchbook-instance")
+    assert [r["RoleName"] for r in profile["InstanceProfile"]["Roles"]] == ["batchbook-instance"]
+    spot = batchbook(*SETUP, "--aws-profile", "lab", "--spot")  # other options, same queue
+    assert spot.returncode == 0, spot.stderr
+    [queue] = client("batch").describe_job_queues(jobQueues=["batchbook"])["jobQueues"]
+    first = min(queue["computeEnvironmentOrder"], key=lambda o: o["order"])
+    assert first["computeEnvironment"].endswith("batchbook-spot")
 
 
 def test_min_vcpus_above_zero_is_warned_about(aws_env: dict[str, str]) -> None:

@@ -198,6 +198,27 @@ def test_a_blocked_head_of_queue_is_cancelled_after_its_time(
     )
 
 
+def test_a_job_that_fits_since_its_environment_grew_is_not_cancelled(
+    engine: Engine, driver: Driver, clock: FakeClock
+) -> None:
+    engine.update_job_queue({"jobQueue": "q", "jobStateTimeLimitActions": [limit()]})
+    make_jobdef(engine, "big", vcpus=6)
+    make_jobdef(engine, "two", vcpus=2)
+    driver.submit(jobdef="two")
+    driver.step()  # it runs, and keeps 2 of the 4 vCPUs
+    blocked = driver.submit(jobdef="big")
+    driver.step()  # marked: it needs 6 vCPUs of 4
+    assert driver.detail(blocked)["statusReason"].startswith("MISCONFIGURATION:")
+    engine.update_compute_environment(
+        {"computeEnvironment": "ce", "computeResources": {"maxvCpus": 7}}
+    )
+    driver.step()  # now it fits, but not beside the 2-vCPU job: it waits for room
+    clock.advance(601)
+    driver.step()
+    assert driver.status(blocked) == "RUNNABLE"  # waiting for room, not cancelled
+    assert "statusReason" not in driver.detail(blocked)
+
+
 def test_terminate_and_other_reasons(engine: Engine, driver: Driver, clock: FakeClock) -> None:
     engine.update_job_queue(
         {

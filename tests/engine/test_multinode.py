@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from conftest import Driver, FakeClock, make_ce, make_queue
 
-from batchbook.engine import Engine, EngineConfig, Host
+from batchbook.engine import Engine, EngineConfig, Host, StopAttempt
 from batchbook.errors import ClientError
 from batchbook.vocabulary import MAIN_NODE_EXITED, TIMEOUT_REASON
 
@@ -251,3 +251,46 @@ def test_each_node_holds_its_own_share_of_the_environment(engine: Engine, driver
     driver.step()
     assert driver.step() == []  # the main holds both vCPUs: the children wait for room
     assert "waiting for capacity" in engine.why_not_running(f"{job}#1")
+
+
+def test_child_nodes_restarting_when_the_job_ends_end_with_it(
+    engine: Engine, driver: Driver
+) -> None:
+    register_mnp(engine, retryStrategy={"attempts": 2})
+    job = driver.submit(jobdef="mnp")
+    driver.step()
+    driver.step()
+    driver.finish(f"{job}#0", 1)  # retried: the children are stopped for the next attempt
+    engine.terminate_job({"jobId": job, "reason": "enough"})  # ...which never comes
+    driver.finish(f"{job}#1", 143)
+    driver.finish(f"{job}#2", 143)
+    assert [driver.status(f"{job}#{i}") for i in range(3)] == ["FAILED"] * 3
+    assert driver.status(job) == "FAILED"
+
+
+def test_a_recovered_engine_signals_no_pid_of_the_attempts_it_lost(
+    mnp: Engine, driver: Driver
+) -> None:
+    job = driver.submit(jobdef="mnp")
+    driver.step()
+    driver.step()
+    tasks = {job_id: task.task_id for job_id, task in mnp.active_tasks()}
+    for node in (f"{job}#0", f"{job}#1", f"{job}#2"):  # as a restart's recovery loses them
+        mnp.attempt_lost(tasks[node], "Host EC2 (instance local) terminated.")
+    assert not [a for a in mnp.step() if isinstance(a, StopAttempt)]
+    assert driver.status(job) == "FAILED"
+
+
+def test_a_graceful_stop_requeues_nodes_but_not_what_is_being_stopped(
+    mnp: Engine, driver: Driver
+) -> None:
+    job = driver.submit(jobdef="mnp")
+    driver.step()
+    driver.step()
+    tasks = {job_id: task.task_id for job_id, task in mnp.active_tasks()}
+    mnp.attempt_requeued(tasks[f"{job}#1"])
+    assert driver.status(f"{job}#1") == "PENDING"  # it starts again once its main node runs
+    mnp.terminate_job({"jobId": job, "reason": "stop"})
+    for node in (f"{job}#0", f"{job}#2"):
+        mnp.attempt_requeued(tasks[node])  # a close while they were being terminated
+    assert [driver.status(f"{job}#{i}") for i in range(3)] == ["FAILED"] * 3

@@ -133,3 +133,36 @@ def test_a_killed_fork_server_takes_its_attempts_with_it_before_the_retry(lb: Lo
     lb.terminate_job(jobId=job, reason="done")
     assert lb.wait([job], timeout=30)[job] == "FAILED"
     assert gone(retry_pid)
+
+
+DAEMON = textwrap.dedent(
+    """
+    import subprocess, time
+    subprocess.run(["sh", "-c", "sleep 3600 & echo escaped $!"])  # its shell exits at once
+    time.sleep(3600)
+    """
+)
+
+
+def test_another_attempts_end_spares_a_running_attempts_processes(lb: LocalBatch) -> None:
+    lb.register_job_definition(
+        jobDefinitionName="daemon",
+        type="container",
+        containerProperties={
+            "image": "x",
+            "command": ["python", "-c", DAEMON],
+            "resourceRequirements": [
+                {"type": "VCPU", "value": "1"},
+                {"type": "MEMORY", "value": "256"},
+            ],
+        },
+    )
+    holder = lb.submit_job(jobName="holder", jobQueue="q", jobDefinition="daemon")["jobId"]
+    daemon = escaped_pid(lb, holder)  # handed to the fork server while its attempt runs
+    quick = submit(lb, "exit")
+    assert lb.wait([quick], timeout=30)[quick] == "SUCCEEDED"
+    assert gone(escaped_pid(lb, quick))  # (that one's own grandchild went)...
+    assert not gone(daemon, 0.5)  # ...but the running attempt's process stays
+    lb.terminate_job(jobId=holder, reason="done")
+    assert lb.wait([holder], timeout=30)[holder] == "FAILED"
+    assert gone(daemon)
