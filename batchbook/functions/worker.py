@@ -119,7 +119,11 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     earlier = earlier_outcomes(store, run_id, chunk, attempt)
     done = {i for i, outs in earlier.items() if any(o.ok for o in outs)}
     failures = {i: len(outs) for i, outs in earlier.items() if i not in done}
-    spent = {i for i, n in failures.items() if n >= runs_allowed}  # failed as often as allowed
+    spent = {  # failed as often as allowed, or with an exception no retry is for
+        i
+        for i, n in failures.items()
+        if n >= runs_allowed or not _retryable(earlier[i][-1], retry_on)
+    }
     done |= spent
     flushes = 0  # this attempt's result objects so far
     failed = retryable = 0
@@ -150,9 +154,9 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
                     unwritten += size
         except (Exception, SystemExit) as e:  # every failure of the user's code is recorded
             failed += 1
-            again = failures.get(index, 0) + 1 < runs_allowed
-            retryable += again and (not retry_on or any(_is_a(e, name) for name in retry_on))
-            payload, ok = _error_payload(e), False
+            wanted = not retry_on or any(_is_a(e, name) for name in retry_on)
+            retryable += wanted and failures.get(index, 0) + 1 < runs_allowed
+            payload, ok = _error_payload(e, wanted), False
         stopped = clock() // 1_000_000
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
@@ -207,13 +211,14 @@ class _Counted:
         return getattr(self._stream, name)
 
 
-def _error_payload(e: BaseException) -> bytes:
+def _error_payload(e: BaseException, retryable: bool = True) -> bytes:
+    """The failure as the client shows it; ``retryable``: whether retry_on lets it run again."""
     tb = e.__traceback__.tb_next if e.__traceback__ else None  # this module's frame: not shown
     while tb is not None and "__tracebackhide__" in tb.tb_frame.f_locals:  # as pytest hides
         tb = tb.tb_next
     text = "".join(traceback.format_exception(type(e), e, tb))
     return pickle.dumps(
-        {"type": type(e).__qualname__, "message": str(e), "traceback": text},
+        {"type": type(e).__qualname__, "message": str(e), "traceback": text, "retry": retryable},
         protocol=pickle.HIGHEST_PROTOCOL,
     )
 
@@ -266,6 +271,16 @@ def _unpicklable_payload(value: Any, e: Exception) -> bytes:
         "sockets and connections cannot leave the worker."
     )
     return _stage_error("result", message)
+
+
+def _retryable(outcome: Outcome, retry_on: tuple[str, ...]) -> bool:
+    """Whether an earlier failure may run again: as its attempt judged it (retry_on)."""
+    if not retry_on:
+        return True
+    try:
+        return bool(pickle.loads(outcome.payload).get("retry", True))
+    except Exception:
+        return True
 
 
 def _is_a(e: BaseException, name: str) -> bool:

@@ -62,8 +62,8 @@ class StreamWriter:
             self._note_dropped(stamp)
         events = b"".join(stamp + line + b"\n" for line in lines)
         room = self.cap - NOTE_ROOM - self.written  # the note always fits after the last line
-        if len(events) > room:
-            self.cut = True
+        cutting = len(events) > room
+        if cutting:
             kept = b""
             for line in lines:  # the whole lines that fit, then the note
                 event = stamp + line + b"\n"
@@ -80,6 +80,7 @@ class StreamWriter:
                 )
             )
         self._put(events)
+        self.cut = cutting  # only once the note is in: a full disk may have refused it
 
     def _note_dropped(self, stamp: bytes) -> None:
         """Room again: first say what a full disk dropped."""
