@@ -13,6 +13,7 @@ import pytest
 import batchbook as batch
 from batchbook.aws.config import load_profile
 from batchbook.aws.resources import BATCH_SERVICE_POLICY, TAG
+from batchbook.errors import EnvironmentMismatch
 from batchbook.version import __version__
 from tests.aws.conftest import REGION, batchbook, client
 
@@ -213,3 +214,12 @@ def test_image_reproduces_this_python_and_records_its_versions(
     )
     doctor = batchbook("aws", "doctor")
     assert "versions match this Python's" in doctor.stdout
+    with batch.use("aws") as backend:  # the pre-flight compares the image's versions
+        assert backend.check_environment({"pytest"})["versions"]["pytest"] == pytest.__version__
+        manifest["versions"]["pytest"] = "0.0.1"
+        client("s3").put_object(
+            Bucket="lab-bucket", Key="batchbook/image/manifest.json", Body=json.dumps(manifest)
+        )
+    with batch.use("aws") as backend:  # (a backend reads the manifest once)
+        with pytest.raises(EnvironmentMismatch, match=r"module pytest is 0.0.1 on the worker"):
+            backend.check_environment({"pytest"})
