@@ -191,7 +191,11 @@ def _job_request(
             ],
         },
         "retryStrategy": retry_strategy(opts["retries"]),
-        "tags": {RUN_TAG: manifest["id"]},
+        "tags": {
+            RUN_TAG: manifest["id"],
+            "batchbook:function": manifest["function"][:256],
+            "batchbook:user": _user(),
+        },
     }
     command, parameters = backend.runner_command(store_url, manifest["id"])
     if command:
@@ -222,6 +226,16 @@ def parameter_names(func: Any) -> list[str] | None:
     if any(p.kind is p.VAR_POSITIONAL for p in params):
         return None
     return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _user() -> str:
+    """Who submitted (a tag on the job: whose it is, on a shared account)."""
+    import getpass
+
+    try:
+        return getpass.getuser()[:256] or "unknown"
+    except (OSError, KeyError):
+        return "unknown"
 
 
 def _job_name(name: str) -> str:

@@ -220,6 +220,6 @@ def test_image_reproduces_this_python_and_records_its_versions(
         client("s3").put_object(
             Bucket="lab-bucket", Key="batchbook/image/manifest.json", Body=json.dumps(manifest)
         )
-    with batch.use("aws") as backend:  # (a backend reads the manifest once)
-        with pytest.raises(EnvironmentMismatch, match=r"module pytest is 0.0.1 on the worker"):
-            backend.check_environment({"pytest"})
+    mismatch = pytest.raises(EnvironmentMismatch, match=r"module pytest is 0.0.1 on the worker")
+    with batch.use("aws") as backend, mismatch:  # (a backend reads the manifest once)
+        backend.check_environment({"pytest"})
