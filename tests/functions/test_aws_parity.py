@@ -15,8 +15,8 @@ import pytest
 import batchbook as batch
 from batchbook.aws.resources import Names, SetupOptions, runner_definition
 from batchbook.functions.aws_backend import POLL_ENV
-from batchbook.functions.backend import create_queue
-from batchbook.server.discovery import stop_service
+from batchbook.functions.backend import Backend, create_queue
+from batchbook.server.discovery import Service, stop_service
 from tests.conftest import BUCKET
 from tests.server.conftest import start
 
@@ -30,34 +30,42 @@ def square_but_three(x: int) -> int:
     return x * x
 
 
+def aws_on_local(
+    state: Path, monkeypatch: pytest.MonkeyPatch, *serve_args: str
+) -> tuple[Service, Backend, str]:
+    """A local service as AWS Batch and CloudWatch Logs (with what `batchbook aws setup
+    --name lab` would make on it), moto's server as S3; the local backend on it, and the
+    store for the AWS backend. The environment then points boto3 there."""
+    # the workers' `python` is this one (the job definition's command runs `python`)
+    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
+    service = start(state, *serve_args)
+    local = batch.use(state_dir=state)
+    create_queue(local.batch, "lab", 2, ce="batchbook")
+    opts = SetupOptions(region="us-east-1", bucket=BUCKET, prefix=uuid.uuid4().hex[:8], name="lab")
+    names = Names.of(opts)
+    job_role = {names.job_role: "arn:aws:iam::123456789012:role/lab-job"}
+    local.batch.register_job_definition(**runner_definition(opts, names, job_role))
+    for name, value in {
+        "AWS_ENDPOINT_URL_BATCH": service.url,
+        "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": service.url,
+        "AWS_ACCESS_KEY_ID": service.credentials.access_key,  # moto takes any key
+        "AWS_SECRET_ACCESS_KEY": service.credentials.secret_key,
+        POLL_ENV: "0.2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return service, local, opts.store
+
+
 def test_the_aws_backend_gives_the_local_frame(
     s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the workers' `python` is this one (the job definition's command runs `python`)
-    monkeypatch.setenv("PATH", f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}")
     state = tmp_path / "state"
-    service = start(state)
     try:
-        with batch.use(state_dir=state) as local:
+        _, local, store = aws_on_local(state, monkeypatch)
+        with local:  # the all-local run
             expected = batch.map(square_but_three, range(6), chunksize=2, retries=1)
             expected_frame = expected.wait(progress=False).to_frame()[COLUMNS]
-            # What `batchbook aws setup --name lab` would make, on the local service
-            create_queue(local.batch, "lab", 2, ce="batchbook")
-            opts = SetupOptions(
-                region="us-east-1", bucket=BUCKET, prefix=uuid.uuid4().hex[:8], name="lab"
-            )
-            names = Names.of(opts)
-            job_role = {names.job_role: "arn:aws:iam::123456789012:role/lab-job"}
-            local.batch.register_job_definition(**runner_definition(opts, names, job_role))
-        for name, value in {
-            "AWS_ENDPOINT_URL_BATCH": service.url,
-            "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": service.url,
-            "AWS_ACCESS_KEY_ID": service.credentials.access_key,  # moto takes any key
-            "AWS_SECRET_ACCESS_KEY": service.credentials.secret_key,
-            POLL_ENV: "0.2",
-        }.items():
-            monkeypatch.setenv(name, value)
-        with batch.use("aws", region="us-east-1", queue="lab", store=opts.store) as aws:
+        with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
             assert repr(aws).startswith("<batchbook AWS backend us-east-1, queue lab, store s3://")
             job = batch.map(square_but_three, range(6), chunksize=2, retries=1)
             frame = job.wait(timeout=120, progress=False).to_frame()[COLUMNS]
@@ -68,5 +76,27 @@ def test_the_aws_backend_gives_the_local_frame(
         assert frame.equals(expected_frame), f"{frame}\n!=\n{expected_frame}"
         assert frame.loc[3, "status"] == "FAILED" and frame.loc[3, "attempts"] == 2
         assert "three is not welcome" in frame.loc[3, "traceback"]
+    finally:
+        stop_service(state)
+
+
+def test_throttling_is_survived(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch's request limits, as the local service's --throttle imposes them: botocore's
+    adaptive retries (and their client-side rate limiter) carry the map through."""
+    state = tmp_path / "state"
+    try:
+        _, _, store = aws_on_local(state, monkeypatch, "--throttle", "4")
+        throttled: list[int] = []
+        with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
+            aws.batch.meta.events.register(  # each answer, the retried ones too
+                "needs-retry.batch.*",
+                lambda response, **_: throttled.append(response[0].status_code if response else 0),
+            )
+            job = batch.map(square_but_three, range(12), chunksize=1)
+            frame = job.wait(timeout=300, progress=False).to_frame()
+        assert (frame["status"] == "SUCCEEDED").sum() == 11
+        assert 429 in throttled  # it was throttled, and went on
     finally:
         stop_service(state)
