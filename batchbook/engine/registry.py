@@ -19,6 +19,7 @@ from batchbook.engine.retry import RetryStrategy
 from batchbook.engine.statelimits import MAX_TIME_SECONDS, check_state_limits
 from batchbook.engine.unsupported import refuse_unsupported
 from batchbook.errors import ClientError
+from batchbook.instances import expand
 from batchbook.validation import check_name, validate_request
 from batchbook.vocabulary import MAX_TAGS, check_range, name_of, paginate, with_token
 
@@ -104,6 +105,8 @@ class Registry:
         low, high = merged.get("minvCpus", 0), merged["maxvCpus"]
         if low > high:
             raise ClientError(f"computeResources.minvCpus: {low} is greater than maxvCpus {high}")
+        if merged.get("instanceTypes"):  # checked by name, as AWS does
+            expand(merged["instanceTypes"], "computeResources.instanceTypes")
         desired = merged.get("desiredvCpus")
         if desired is not None and not low <= desired <= high:
             raise ClientError(
