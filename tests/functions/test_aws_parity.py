@@ -100,3 +100,24 @@ def test_throttling_is_survived(
         assert 429 in throttled  # it was throttled, and went on
     finally:
         stop_service(state)
+
+
+def test_cancel_acts_on_aws_as_locally(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    state = tmp_path / "state"
+    try:
+        _, _, store = aws_on_local(state, monkeypatch)
+        with batch.use("aws", region="us-east-1", queue="lab", store=store):
+            job = batch.map(time.sleep, [60] * 4, chunksize=1)
+            job.cancel(indices=[1])
+            frame = job.wait(timeout=5, progress=False).to_frame()
+            assert frame.loc[1, "status"] == "FAILED"  # that one at once, the others go on
+            job.cancel()
+            frame = job.wait(timeout=120, progress=False).to_frame()
+        assert frame["status"].tolist() == ["FAILED"] * 4
+        assert set(frame["error"]) <= {"Cancelled by MapJob.cancel()"}
+    finally:
+        stop_service(state)
