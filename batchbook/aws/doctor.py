@@ -38,12 +38,17 @@ def check(aws: Aws, profile: AwsProfile) -> list[Finding]:
         region=profile.region, bucket=profile.bucket, name=profile.setup or profile.queue
     )
     queue = aws.batch.describe_job_queues(jobQueues=[profile.queue])["jobQueues"]
+    ces: list[dict[str, Any]] = []
     if not queue:
         out.append(Finding(False, f"job queue {profile.queue}: missing", "run batchbook aws setup"))
     else:
-        out += _queue(aws, queue[0])
+        names_of_ces = [o["computeEnvironment"] for o in queue[0]["computeEnvironmentOrder"]]
+        ces = aws.batch.describe_compute_environments(computeEnvironments=names_of_ces)[
+            "computeEnvironments"
+        ]
+        out += _queue(queue[0], ces)
     names = Names.of(opts)
-    fargate = any("FARGATE" in f.what for f in out)
+    fargate = any(c.get("computeResources", {}).get("type") == "FARGATE" for c in ces)
     wanted = [names.service_role, names.job_role]
     wanted.append(names.execution_role if fargate else names.instance_role)
     for role in wanted:
@@ -87,7 +92,7 @@ def _store(aws: Aws, profile: AwsProfile) -> Finding:
     return Finding(True, f"store {profile.store}: writes, reads and deletes")
 
 
-def _queue(aws: Aws, queue: dict[str, Any]) -> list[Finding]:
+def _queue(queue: dict[str, Any], ces: list[dict[str, Any]]) -> list[Finding]:
     name = queue["jobQueueName"]
     out = []
     if queue["state"] != "ENABLED" or queue["status"] != "VALID":
@@ -100,10 +105,7 @@ def _queue(aws: Aws, queue: dict[str, Any]) -> list[Finding]:
         )
     else:
         out.append(Finding(True, f"job queue {name}: ENABLED, VALID"))
-    ces = [o["computeEnvironment"] for o in queue["computeEnvironmentOrder"]]
-    for ce in aws.batch.describe_compute_environments(computeEnvironments=ces)[
-        "computeEnvironments"
-    ]:
+    for ce in ces:
         ce_name, kind = ce["computeEnvironmentName"], ce.get("computeResources", {}).get("type", "")
         if ce["state"] != "ENABLED" or ce["status"] != "VALID":
             out.append(

@@ -48,7 +48,10 @@ class Found:
 
 
 def find(aws: Aws, name: str, bucket: str) -> Found:
-    tagged = lambda resource: (resource.get("tags") or {}).get(TAG) == name  # noqa: E731
+
+    def tagged(resource: dict[str, Any]) -> bool:
+        return bool((resource.get("tags") or {}).get(TAG) == name)
+
     batch = aws.batch
     queues = [q for q in _pages(batch.describe_job_queues, "jobQueues") if tagged(q)]
     ces = [

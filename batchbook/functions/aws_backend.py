@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from batchbook import interpreter
+from batchbook.aws.clients import Aws
 from batchbook.aws.config import load_profile
 from batchbook.aws.image import MANIFEST
 from batchbook.errors import ClientError
@@ -27,20 +28,10 @@ POLL_SECONDS = 2.0  # between two looks at a running map (a snapshot is a few ch
 
 
 class AwsBackend(Backend):
-    def __init__(
-        self, session: Any, store: ObjectStore, queue: str, job_definition: str, region: str
-    ):
-        from botocore.config import Config
-
-        config = Config(retries={"mode": "adaptive", "max_attempts": 10})
-        super().__init__(
-            session.client("batch", config=config),
-            session.client("logs", config=config),
-            store,
-            queue,
-        )
+    def __init__(self, aws: Aws, store: ObjectStore, queue: str, job_definition: str):
+        super().__init__(aws.batch, aws.logs, store, queue)  # adaptive retries, as for setup
         self.runner = job_definition
-        self.region = region
+        self.region = aws.region
         self.poll_seconds = float(os.environ.get(POLL_ENV) or POLL_SECONDS)
         self._image: dict[str, Any] | None = None
 
@@ -56,8 +47,6 @@ class AwsBackend(Backend):
     ) -> AwsBackend:
         """With ``region``, ``queue`` and ``store`` all given, no config file is needed;
         otherwise the config file's profile (``batchbook aws setup``) fills in the rest."""
-        import boto3
-
         if not (region and queue and store):
             saved = load_profile()
             region, queue, store = (
@@ -67,13 +56,11 @@ class AwsBackend(Backend):
             )
             profile = profile or saved.aws_profile or None
             job_definition = job_definition or saved.job_definition
-        session = boto3.Session(profile_name=profile, region_name=region)
         backend = cls(
-            session,
+            Aws(region, profile),
             open_store(store, profile=profile),
             queue,
             job_definition or f"{queue}-runner",
-            region,
         )
         backend.ensure_queue(None)
         backend.job_definition()
