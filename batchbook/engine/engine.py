@@ -321,7 +321,8 @@ class Engine(ObjectOperations):
 
     def _apply_state_limits(self, now: int) -> bool:
         """Stop the heads their queues' state time limits say to; True if one was."""
-        stops, timers, stale = heads_to_stop(self._runnable, self.registry, now)
+        reg = self.registry
+        stops, timers, stale = heads_to_stop(self._runnable, reg.queues, now, reg.fits)
         for job in stale:  # blocked no more: its environments grew since it was marked
             job.status_reason = None
             self._touch(job)

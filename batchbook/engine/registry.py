@@ -252,6 +252,11 @@ class Registry:
     def queue_environments(self, queue: dict[str, Any]) -> list[str]:
         return [name_of(e["computeEnvironment"]) for e in queue["computeEnvironmentOrder"]]
 
+    def fits(self, queue: dict[str, Any], need: Resources) -> bool:
+        """Whether one of the queue's compute environments could ever hold ``need``."""
+        names = self.queue_environments(queue)
+        return any(need.fits_in(self.capacity[n]) for n in names if n in self.capacity)
+
     def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UpdateJobQueue", req)
         refuse_unsupported("UpdateJobQueue", req)

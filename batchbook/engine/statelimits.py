@@ -7,12 +7,11 @@ AWS's statusReason. Pure: the engine asks and carries out the answer.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import Any, Final
 
 from batchbook.engine.jobs import JobState
-
-if TYPE_CHECKING:  # the registry checks queues' actions with this module
-    from batchbook.engine.registry import Registry
+from batchbook.engine.resources import Resources
 from batchbook.errors import ClientError
 from batchbook.vocabulary import check_range
 
@@ -70,26 +69,24 @@ def due_at(job: JobState, action: dict[str, Any]) -> int:
 
 
 def heads_to_stop(
-    runnable: dict[str, dict[str, JobState]], registry: Registry, now: int
+    runnable: dict[str, dict[str, JobState]],
+    queues: dict[str, dict[str, Any]],
+    now: int,
+    fits: Callable[[dict[str, Any], Resources], bool],
 ) -> tuple[list[tuple[JobState, dict[str, Any]]], list[tuple[int, str]], list[JobState]]:
     """The head jobs to stop now, with the action that stops each; the (epoch ms, job id)
     timers of the heads whose time has not come yet; and the heads whose blocking reason is
-    stale (they fit the queue's compute environments as they are now)."""
+    stale (``fits``: they fit their queue's compute environments as they are now)."""
     stops, timers, stale = [], [], []
     for name, jobs in runnable.items():
-        queue = registry.queues.get(name)
+        queue = queues.get(name)
         if not jobs or not queue or not queue.get("jobStateTimeLimitActions"):
             continue
         head = next(iter(jobs.values()))
         action = limit_for(queue, head)
         if action is None:
             continue
-        capacity = [
-            registry.capacity[n]
-            for n in registry.queue_environments(queue)
-            if n in registry.capacity
-        ]
-        if any(head.spec.resources.fits_in(c) for c in capacity):
+        if fits(queue, head.spec.resources):
             stale.append(head)
         elif due_at(head, action) > now:
             timers.append((due_at(head, action), head.id))
