@@ -268,13 +268,18 @@ def test_child_nodes_restarting_when_the_job_ends_end_with_it(
     assert driver.status(job) == "FAILED"
 
 
-def test_a_recovered_engine_signals_no_pid_of_the_attempts_it_lost(
-    mnp: Engine, driver: Driver
-) -> None:
+def all_nodes_running(engine: Engine, driver: Driver) -> tuple[str, dict[str, str]]:
+    """A multi-node job with every node running; the task id of each node."""
     job = driver.submit(jobdef="mnp")
     driver.step()
     driver.step()
-    tasks = {job_id: task.task_id for job_id, task in mnp.active_tasks()}
+    return job, {job_id: task.task_id for job_id, task in engine.active_tasks()}
+
+
+def test_a_recovered_engine_signals_no_pid_of_the_attempts_it_lost(
+    mnp: Engine, driver: Driver
+) -> None:
+    job, tasks = all_nodes_running(mnp, driver)
     for node in (f"{job}#0", f"{job}#1", f"{job}#2"):  # as a restart's recovery loses them
         mnp.attempt_lost(tasks[node], "Host EC2 (instance local) terminated.")
     assert not [a for a in mnp.step() if isinstance(a, StopAttempt)]
@@ -284,10 +289,7 @@ def test_a_recovered_engine_signals_no_pid_of_the_attempts_it_lost(
 def test_a_graceful_stop_requeues_nodes_but_not_what_is_being_stopped(
     mnp: Engine, driver: Driver
 ) -> None:
-    job = driver.submit(jobdef="mnp")
-    driver.step()
-    driver.step()
-    tasks = {job_id: task.task_id for job_id, task in mnp.active_tasks()}
+    job, tasks = all_nodes_running(mnp, driver)
     mnp.attempt_requeued(tasks[f"{job}#1"])
     assert driver.status(f"{job}#1") == "PENDING"  # it starts again once its main node runs
     mnp.terminate_job({"jobId": job, "reason": "stop"})
