@@ -42,106 +42,29 @@ _SIZES: Final = {
     "32xlarge": 128,
     "48xlarge": 192,
 }
+# The sizes each generation comes in (a generation's m, c and r families share them)
+_UP_TO_4X: Final = ("large", "xlarge", "2xlarge", "4xlarge")
+_M5_R5: Final = (*_UP_TO_4X, "8xlarge", "12xlarge", "16xlarge", "24xlarge")
+_C5: Final = (*_UP_TO_4X, "9xlarge", "12xlarge", "18xlarge", "24xlarge")
+_SIXTH: Final = (*_M5_R5, "32xlarge")
+_C7I: Final = (*_M5_R5, "48xlarge")
+_GRAVITON: Final = ("medium", *_UP_TO_4X, "8xlarge", "12xlarge", "16xlarge")
 # family -> (GiB per vCPU, architecture, its sizes)
 _FAMILIES: Final = {
-    "m4": (4, "x86_64", ("large", "xlarge", "2xlarge", "4xlarge", "16xlarge")),
-    "c4": (1.875, "x86_64", ("large", "xlarge", "2xlarge", "4xlarge")),
-    "r4": (7.625, "x86_64", ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "16xlarge")),
-    "m5": (
-        4,
-        "x86_64",
-        ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge"),
-    ),
-    "c5": (
-        2,
-        "x86_64",
-        ("large", "xlarge", "2xlarge", "4xlarge", "9xlarge", "12xlarge", "18xlarge", "24xlarge"),
-    ),
-    "r5": (
-        8,
-        "x86_64",
-        ("large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge", "24xlarge"),
-    ),
-    "m6i": (
-        4,
-        "x86_64",
-        (
-            "large",
-            "xlarge",
-            "2xlarge",
-            "4xlarge",
-            "8xlarge",
-            "12xlarge",
-            "16xlarge",
-            "24xlarge",
-            "32xlarge",
-        ),
-    ),
-    "c6i": (
-        2,
-        "x86_64",
-        (
-            "large",
-            "xlarge",
-            "2xlarge",
-            "4xlarge",
-            "8xlarge",
-            "12xlarge",
-            "16xlarge",
-            "24xlarge",
-            "32xlarge",
-        ),
-    ),
-    "r6i": (
-        8,
-        "x86_64",
-        (
-            "large",
-            "xlarge",
-            "2xlarge",
-            "4xlarge",
-            "8xlarge",
-            "12xlarge",
-            "16xlarge",
-            "24xlarge",
-            "32xlarge",
-        ),
-    ),
-    "c7i": (
-        2,
-        "x86_64",
-        (
-            "large",
-            "xlarge",
-            "2xlarge",
-            "4xlarge",
-            "8xlarge",
-            "12xlarge",
-            "16xlarge",
-            "24xlarge",
-            "48xlarge",
-        ),
-    ),
-    "m6g": (
-        4,
-        "arm64",
-        ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"),
-    ),
-    "c6g": (
-        2,
-        "arm64",
-        ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"),
-    ),
-    "r6g": (
-        8,
-        "arm64",
-        ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"),
-    ),
-    "c7g": (
-        2,
-        "arm64",
-        ("medium", "large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"),
-    ),
+    "m4": (4, "x86_64", (*_UP_TO_4X, "16xlarge")),
+    "c4": (1.875, "x86_64", _UP_TO_4X),
+    "r4": (7.625, "x86_64", (*_UP_TO_4X, "8xlarge", "16xlarge")),
+    "m5": (4, "x86_64", _M5_R5),
+    "c5": (2, "x86_64", _C5),
+    "r5": (8, "x86_64", _M5_R5),
+    "m6i": (4, "x86_64", _SIXTH),
+    "c6i": (2, "x86_64", _SIXTH),
+    "r6i": (8, "x86_64", _SIXTH),
+    "c7i": (2, "x86_64", _C7I),
+    "m6g": (4, "arm64", _GRAVITON),
+    "c6g": (2, "arm64", _GRAVITON),
+    "r6g": (8, "arm64", _GRAVITON),
+    "c7g": (2, "arm64", _GRAVITON),
 }
 # GPU instances: name -> (vCPUs, GiB, GPUs)
 _GPU: Final = {
