@@ -26,8 +26,8 @@ from batchbook.errors import (
     SerializationError,
 )
 from batchbook.functions.frame import FRAME_COLUMNS, column_names, describe_error, never_starts
+from batchbook.functions.inputlogs import input_logs
 from batchbook.functions.ledger import read_ledger, record_deleted
-from batchbook.functions.log_lines import log_lines
 from batchbook.functions.payload import (
     Outcome,
     all_chunks,
@@ -446,40 +446,12 @@ class MapJob(RunState):
         Lines are counted as the function writes them to sys.stdout/sys.stderr; output
         written straight to the file descriptors (subprocesses, C code) is not attributed.
         Reads stop at the input's last line; a tail of a log without an outcome is read
-        from the end.
+        from the end. When the stream cannot be read (no logs:GetLogEvents permission, no
+        such stream) or has lost the input's lines (a retention period, CloudWatch's quotas),
+        the first and last 50 lines the worker kept beside the result are shown instead,
+        with a line saying how many between them were not kept.
         """
-        if not 0 <= index < self.size:
-            raise IndexError(
-                f"logs({index!r}): map {self.name} has {count(self.size, 'input')}, "
-                f"so the index is 0 to {self.size - 1}"
-            )
-        if tail is not None and (not isinstance(tail, int) or tail < 0):
-            raise ClientError(f"tail: {tail!r:.40} is not a whole number >= 0")
-        self._refresh(details=True)
-        if index in self._covered:  # a retry_failed() run has this input now
-            follow_up, j = self._covered[index]
-            return follow_up.logs(j, attempt, tail)
-        _status, outcome, detail = self._input_state(index)
-        attempts = (detail or {}).get("attempts", [])
-        number = attempt or (outcome.attempt if outcome else len(attempts))
-        if attempt is not None and not 1 <= attempt <= len(attempts):
-            raise IndexError(
-                f"logs({index}, attempt={attempt}): input {index} has had "
-                f"{count(len(attempts), 'finished attempt')}"
-            )
-        if not 0 < number <= len(attempts):
-            return []
-        if outcome is not None and outcome.attempt != number:
-            latest, outcome = outcome, self._outcome_in(index, number)
-            if outcome is None and latest.ok and latest.attempt < number:
-                return []  # done in an earlier attempt, so this one skipped it
-        stream = attempts[number - 1]["container"]["logStreamName"]
-        if outcome is None:  # no result there: the attempt's whole log (or its tail)
-            return log_lines(self.backend.logs, stream, 0, None, tail)
-        first, end = outcome.log_start, outcome.log_end
-        if tail is not None:
-            first = max(first, end - tail)
-        return log_lines(self.backend.logs, stream, first, end, None, self.backend.log_token)
+        return input_logs(self, index, attempt, tail)
 
     def cancel(
         self, reason: str = "Cancelled by MapJob.cancel()", indices: Iterable[int] | None = None

@@ -35,6 +35,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from batchbook.functions.keptoutput import Kept
 from batchbook.functions.pickling import dumps, to_bytes
 from batchbook.wording import count
 
@@ -61,12 +62,19 @@ class Outcome(NamedTuple):
     peak_kib: int  # the worker's peak RSS when the input ended
     log_start: int  # the input's log lines are lines log_start .. log_end of the attempt's stream
     log_end: int
+    # the head and tail of what it printed (see keptoutput), None if nothing; absent in
+    # records written before batchbook kept them
+    output: tuple[list[str], int, list[str]] | None = None
 
     def value(self) -> Any:
         return decode_value(self.payload)
 
     def error(self) -> dict[str, str]:
         return pickle.loads(self.payload)
+
+    def kept(self) -> Kept | None:
+        """The head and tail of what the input printed (None: nothing, or not kept)."""
+        return Kept(*self[9]) if len(self) > 9 and self[9] else None
 
 
 _outcome = functools.partial(tuple.__new__, Outcome)  # Outcome._make without its checks

@@ -25,6 +25,7 @@ import time
 import traceback
 from typing import Any
 
+from batchbook.functions.keptoutput import OutputKeeper
 from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.payload import (
@@ -131,6 +132,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
     # the loop is hot for tiny functions
     clock, mark, peak, inline, encode = time.time_ns, lines.mark, _peak_kib, INLINE, encode_value
+    kept = lines.keeper.take
     flushed_at = peaked_at = clock() // 1_000_000
     unwritten = 0  # bytes of pickled values in pending
     peak_kib = peak()
@@ -160,7 +162,9 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         stopped = clock() // 1_000_000
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
-        pending.append((index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark()))
+        pending.append(
+            (index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark(), kept())
+        )
         if (
             stopped - flushed_at >= FLUSH_MS
             or not ok
@@ -179,11 +183,13 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
 
 
 class _LineCounter:
-    """Counts the lines the function prints (stdout and stderr share one log stream)."""
+    """Counts the lines the function prints (stdout and stderr share one log stream), and
+    keeps the head and tail of each input's output for its result."""
 
     def __init__(self) -> None:
         self.lines = 0
         self.dirty = False  # written to since the last mark
+        self.keeper = OutputKeeper()
         self.streams = [_Counted(sys.stdout, self), _Counted(sys.stderr, self)]
         sys.stdout, sys.stderr = self.streams  # type: ignore[assignment]
 
@@ -202,6 +208,7 @@ class _Counted:
     def write(self, text: str) -> int:
         self._counter.lines += text.count("\n")
         self._counter.dirty = True
+        self._counter.keeper.write(text)
         return self._stream.write(text)
 
     def flush(self) -> None:
@@ -242,7 +249,7 @@ def _fail_all(
     now = time.time_ns() // 1_000_000
     error = _stage_error(stage, message)
     outcomes = [
-        (i, False, error, attempt, now, now, _peak_kib(), 0, 0)
+        (i, False, error, attempt, now, now, _peak_kib(), 0, 0, None)
         for i in range(start, end)
         if i not in done
     ]

@@ -30,7 +30,13 @@ _TOKEN = re.compile(r"^([fb])/(\d{1,12})$")
 class CloudWatchLogs:
     """CloudWatch Logs operations by API name, answering from ``lb``'s log streams."""
 
-    OPERATIONS = ("DescribeLogGroups", "DescribeLogStreams", "FilterLogEvents", "GetLogEvents")
+    OPERATIONS = (
+        "DescribeLogGroups",
+        "DescribeLogStreams",
+        "FilterLogEvents",
+        "GetLogEvents",
+        "ListTagsLogGroup",
+    )
 
     def __init__(self, lb: LocalBatch):
         self.lb = lb
@@ -65,6 +71,10 @@ class CloudWatchLogs:
             )
         page, token = self._page(groups, req.get("limit"), req.get("nextToken"), 50)
         return with_token({"logGroups": page}, token)
+
+    def _ListTagsLogGroup(self, req: dict[str, Any], region: str) -> dict[str, Any]:
+        self._group(req)
+        return {"tags": {}}  # the local group is the service's own: nobody tagged it
 
     def _DescribeLogStreams(self, req: dict[str, Any], region: str) -> dict[str, Any]:
         self._group(req)

@@ -85,6 +85,9 @@ def test_describe_and_filter(logs: Any, batch: Any, printed: dict[str, Any]) -> 
         ["line 1"] + [f"line {i}" for i in range(10, 20)]
     )
     assert {e["logStreamName"] for e in found} == {stream}
+    assert logs.list_tags_log_group(logGroupName=GROUP)["tags"] == {}  # nobody tagged it
+    with pytest.raises(logs.exceptions.ResourceNotFoundException):
+        logs.list_tags_log_group(logGroupName="/aws/lambda/x")
     none = logs.filter_log_events(
         logGroupName=GROUP, logStreamNames=[stream], filterPattern="line -line"
     )
