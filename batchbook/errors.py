@@ -19,8 +19,9 @@ errors back onto the same classes.
     ├── SerializationError     (a function, input or result cannot be pickled)
     ├── EnvironmentMismatch    (the worker's Python or packages differ from this one)
     ├── RemoteError            (an input's function call raised on the worker)
-    └── JobFailed              (a job or input ended without a result: cancelled, OOM, timeout...)
-        └── JobCannotRun       (it can never start: it needs more than its queue has)
+    ├── JobFailed              (a job or input ended without a result: cancelled, OOM, timeout...)
+    │   └── JobCannotRun       (it can never start: it needs more than its queue has)
+    └── BudgetExceeded         (a map's estimate, or its running cost, is above its budget=)
 """
 
 from __future__ import annotations
@@ -148,3 +149,8 @@ class JobFailed(BatchbookError):
 class JobCannotRun(JobFailed):
     """A job waits for what its queue can never give it (more vCPUs, memory or GPUs than its
     compute environments have): Batch accepts it and it stays RUNNABLE; the reason says why."""
+
+
+class BudgetExceeded(BatchbookError):
+    """A map's estimated or running cost is above its ``budget=``: before submitting,
+    nothing was submitted; while running, the rest was cancelled."""

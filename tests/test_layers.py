@@ -26,6 +26,7 @@ NEVER = {
     "functions": ("engine", "runtime", "notebook", "cli"),
     "notebook": ("engine", "runtime", "server", "cli"),
     "aws": ("engine", "runtime", "server", "functions", "notebook", "cli"),
+    "cost": ("engine", "runtime", "server", "functions", "notebook", "cli", "aws"),
 }
 
 

@@ -15,14 +15,14 @@ WAIT_SECONDS = 600.0  # how long a compute environment or queue may take to chan
 class Aws:
     """Clients of one region (endpoints as boto3 finds them: AWS_ENDPOINT_URL_* included)."""
 
-    def __init__(self, region: str, profile: str | None = None):
+    def __init__(self, region: str, profile: str | None = None, attempts: int = 10):
         import boto3
         from botocore.config import Config
 
         self.region = region
         self.profile = profile or ""  # the AWS credentials profile ("": boto3's choice)
         self.session = boto3.Session(profile_name=profile or None, region_name=region)
-        self._config = Config(retries={"mode": "adaptive", "max_attempts": 10})
+        self._config = Config(retries={"mode": "adaptive", "max_attempts": attempts})
         self._clients: dict[str, Any] = {}
 
     def __getattr__(self, service: str) -> Any:

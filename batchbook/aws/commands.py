@@ -1,4 +1,4 @@
-"""``batchbook aws setup | teardown | doctor | image``: the commands' arguments and what
+"""``batchbook aws setup | teardown | doctor | image | prices``: the commands' arguments and what
 each runs (``batchbook.cli`` hands ``aws ...`` here)."""
 
 from __future__ import annotations
@@ -58,12 +58,24 @@ def add_commands(sub: Any) -> None:
         "--push", action="store_true", help="build it with docker and push it to ECR now"
     )
 
+    prices = aws.add_parser("prices", help="the prices estimates use, with their dates")
+    prices.add_argument("--region", default="us-east-1", help=DEFAULT_REGION_HELP)
+    prices.add_argument(
+        "--refresh", action="store_true", help="fetch newer ones (needs AWS credentials)"
+    )
+    prices.add_argument("--aws-profile", default=None, help="AWS credentials profile")
+
 
 def run(args: argparse.Namespace) -> int:
+    commands = {
+        "setup": _setup,
+        "teardown": _teardown,
+        "doctor": _doctor,
+        "image": _image,
+        "prices": _prices,
+    }
     try:
-        return {"setup": _setup, "teardown": _teardown, "doctor": _doctor, "image": _image}[
-            args.aws_command
-        ](args)
+        return commands[args.aws_command](args)
     except BatchbookError as e:
         print(f"batchbook aws {args.aws_command}: {e}", file=sys.stderr)
         return 2
@@ -75,6 +87,18 @@ def run(args: argparse.Namespace) -> int:
             raise
         print(f"batchbook aws {args.aws_command}: AWS answered: {e}", file=sys.stderr)
         return 2
+
+
+def _prices(args: argparse.Namespace) -> int:
+    from batchbook.aws.prices import refresh, show
+
+    if args.refresh:
+        print(f"batchbook aws prices: refreshing {args.region} ...", flush=True)
+        said = refresh(args.region, args.aws_profile, lambda line: print(line, flush=True))
+        for part, what in said.items():
+            print(f"  {part}: {what}")
+    print("\n".join(show(args.region)))
+    return 0
 
 
 def _setup(args: argparse.Namespace) -> int:

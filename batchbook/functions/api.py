@@ -16,6 +16,7 @@ from batchbook.functions.ledger import read_ledger, settle_pending
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, parse_age
 from batchbook.functions.payload import gc_paused
+from batchbook.functions.runcost import run_cost
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
 
@@ -40,12 +41,18 @@ def map(
     env: dict[str, str] | None = None,
     depends_on: Iterable[MapJob | Job | str] | MapJob | Job | str | None = None,
     max_failures: int | None = None,
+    budget: float | None = None,
     wait: bool = False,
 ) -> MapJob:
     """Run ``func`` over the inputs as one array job; the returned MapJob has the results.
 
     ``batch.map(g, first_mapjob)`` chains: g gets first_mapjob's results, and chunk i of
     g starts as soon as chunk i of the first map succeeded (an N_TO_N dependency).
+
+    ``budget``: USD. Before submitting, the map's estimate (the last batch.estimate of the
+    same function, inputs and sizes, else a sample of 3 inputs, each stopped after 60 s)
+    must be at most that, or BudgetExceeded is raised and nothing is submitted; while it
+    runs, the rest is cancelled once its running cost (MapJob.cost) passes it.
     """
     if not iterables:
         raise ClientError("iterables: give at least one iterable of inputs")
@@ -67,38 +74,52 @@ def map(
         env=env,
         depends_on=depends_on,
         max_failures=max_failures,
+        budget=budget,
     )
     job = MapJob(*submit_run(func, args, {}, options, source=source))
-    if max_failures is not None:
-        _FailureGuard(job, max_failures).start()
+    if max_failures is not None or budget is not None:
+        _Guard(job, max_failures, options.budget).start()
     if wait:
         job.wait()
     return job
 
 
-class _FailureGuard(threading.Thread):
-    """Cancels the rest of a map once more than ``max_failures`` inputs have failed."""
+class _Guard(threading.Thread):
+    """Cancels the rest of a map once more than ``max_failures`` inputs have failed, or once
+    its running cost passes ``budget`` (USD), whichever comes first."""
 
-    def __init__(self, job: MapJob, max_failures: int):
-        super().__init__(name=f"batchbook-max-failures-{job.id}", daemon=True)
-        self.job, self.max_failures = job, max_failures
+    def __init__(self, job: MapJob, max_failures: int | None, budget: float | None):
+        super().__init__(name=f"batchbook-guard-{job.id}", daemon=True)
+        self.job, self.max_failures, self.budget = job, max_failures, budget
 
     def run(self) -> None:
         version = 0
         try:
             while True:
                 self.job._refresh()
-                failed = sum(1 for o in self.job._outcomes.values() if not o.ok)
-                if failed > self.max_failures:
-                    self.job.cancel(
-                        f"max_failures: {count(failed, 'input')} failed (at most {self.max_failures} allowed)"
-                    )
+                reason = self._reason()
+                if reason:
+                    self.job.cancel(reason)
                     return
                 if self.job.done:
                     return
                 version = self.job.backend.wait_for_change(version, 10)
         except BatchbookError:
             return  # the service went away; nothing left to guard
+
+    def _reason(self) -> str | None:
+        """Why the rest must stop now (None: it goes on)."""
+        failed = sum(1 for o in self.job._outcomes.values() if not o.ok)
+        if self.max_failures is not None and failed > self.max_failures:
+            return f"max_failures: {count(failed, 'input')} failed (at most {self.max_failures} allowed)"
+        if self.budget is not None:
+            spent = run_cost(self.job).total
+            if spent > self.budget:
+                return (
+                    f"budget: ${spent:,.4f} spent (estimated), above the budget of "
+                    f"${self.budget:,.4f}"
+                )
+        return None
 
 
 # ---------------------------------------------------------------- the ledger

@@ -20,6 +20,7 @@ FRAME_COLUMNS = (
     ("stopped", "datetime"),
     ("duration", "float64"),
     ("peak_memory_mib", "float64"),
+    ("cost", "float64"),  # USD, estimated: its share of its attempts (see MapJob.cost)
     ("log_stream", "object"),
     ("job_id", "object"),
 )

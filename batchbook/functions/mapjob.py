@@ -36,6 +36,7 @@ from batchbook.functions.payload import (
     to_json,
 )
 from batchbook.functions.progress import TextBar
+from batchbook.functions.runcost import RunCost, run_cost
 from batchbook.functions.runstate import RunState
 from batchbook.functions.snapshot import InputRow, Snapshot, input_row, page_children, place_inputs
 from batchbook.functions.submission import resubmit
@@ -397,6 +398,7 @@ class MapJob(RunState):
         self._refresh(details=True)
         columns: dict[str, list[Any]] = {name: [] for name, _ in FRAME_COLUMNS}
         inputs = self.inputs()
+        costs = run_cost(self).per_input
         for i, args in enumerate(inputs):
             status, outcome, detail = self._input_state(i)
             ok = status == "SUCCEEDED" and outcome is not None
@@ -419,6 +421,7 @@ class MapJob(RunState):
                 stopped,
                 (stopped - started) / 1000 if started and stopped else None,
                 round(outcome.peak_kib / 1024, 1) if outcome else None,
+                costs.get(i),
                 stream,
                 (detail or {}).get("jobId"),
             )
@@ -437,6 +440,13 @@ class MapJob(RunState):
         for at, name in enumerate(names, 1):  # each parameter, to group by: after `input`
             frame.insert(at, name, pd.Series([args[at - 1] for args in inputs], dtype=object))
         return frame
+
+    def cost(self) -> RunCost:
+        """What this map has cost so far, estimated: each attempt's max(60 s, its seconds)
+        at its share of the price of where it would run on AWS (the same figures locally:
+        what it would have cost there), with its estimate and budget."""
+        self._refresh()
+        return run_cost(self)
 
     def logs(self, index: int, attempt: int | None = None, tail: int | None = None) -> list[str]:
         """The log lines input ``index`` printed in ``attempt`` (default: the attempt of its

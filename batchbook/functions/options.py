@@ -42,6 +42,7 @@ class RunOptions:
     env: dict[str, str] = field(default_factory=dict)
     depends_on: tuple[str, ...] = ()
     max_failures: int | None = None
+    budget: float | None = None  # USD: the estimate must be below it, and the running cost
 
     @classmethod
     def checked(
@@ -59,6 +60,7 @@ class RunOptions:
         env: dict[str, str] | None = None,
         depends_on: Any = None,
         max_failures: int | None = None,
+        budget: float | None = None,
     ) -> RunOptions:
         """The options as given to ``batch.map``; a ClientError names the first bad one."""
         if chunksize is not None:
@@ -67,6 +69,12 @@ class RunOptions:
             check_int("timeout", timeout, 1)
         if max_failures is not None:
             check_int("max_failures", max_failures, 0)
+        if budget is not None and (
+            isinstance(budget, bool)
+            or not isinstance(budget, int | float)
+            or not 0 < budget < float("inf")
+        ):
+            raise ClientError(f"budget: {budget!r:.40} is not an amount of USD above 0")
         return cls(
             chunksize=chunksize,
             name=name,
@@ -80,6 +88,7 @@ class RunOptions:
             env=check_env(env),
             depends_on=dependency_ids(depends_on),
             max_failures=max_failures,
+            budget=float(budget) if budget is not None else None,
         )
 
     @classmethod

@@ -11,10 +11,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from batchbook.cost.actual import CostBasis
 from batchbook.errors import ClientError
 from batchbook.functions import environment
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
+from batchbook.functions.estimating import budget_check, default_basis
 from batchbook.functions.ledger import RUN_TAG, ledger_key, record_run
 from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (
@@ -77,6 +79,22 @@ def submit_run(
         auto = options.chunksize is None and n > 1
         parallelism = _parallelism(backend, queue, options.vcpus) if auto else 1
         bounds = chunk_bounds(n, options.chunksize, parallelism)
+    # what its attempts will be counted at; with a budget, the estimate it must stay under
+    # (BudgetExceeded here: nothing is stored or submitted)
+    if options.budget is not None and args is None:
+        raise ClientError(
+            "budget: a chained map's inputs are another map's results, not there to sample "
+            "yet; give the first map the budget"
+        )
+    basis: CostBasis | None = None
+    figures: dict[str, Any] | None = None
+    if options.budget is not None and args is not None:
+        held = budget_check(
+            func, function_bytes, args, kwargs, options, backend, options.budget, queue
+        )
+        basis, figures = held.basis(), held.summary()
+    else:
+        basis = default_basis(backend, options, queue)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
     here = backend.check_environment(environment.modules_used(func))  # the worker checks too
 
@@ -107,7 +125,9 @@ def submit_run(
             "timeout": options.timeout,
             "env": options.env,
             "maxFailures": options.max_failures,
+            "budget": options.budget,
         },
+        "cost": {"basis": basis.to_json() if basis else None, "estimate": figures},
     }
     store = backend.store
     parts, manifest["payload"] = pack_payload(

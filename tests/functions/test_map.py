@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import sys
 import threading
 import time
@@ -22,6 +23,7 @@ from batchbook.errors import (
     SerializationError,
 )
 from batchbook.functions.backend import Backend
+from batchbook.instances import KEYWORDS
 from tests.functions.conftest import calls, mark
 
 
@@ -168,7 +170,7 @@ def test_exceptions_carry_the_remote_traceback(backend: Backend) -> None:
     frame = job.to_frame()
     assert list(frame.columns) == [
         "input", "x", "result", "status", "error", "traceback", "attempts", "started",
-        "stopped", "duration", "peak_memory_mib", "log_stream", "job_id",
+        "stopped", "duration", "peak_memory_mib", "cost", "log_stream", "job_id",
     ]  # fmt: skip
     assert frame.loc[7, "status"] == "FAILED"
     assert frame.loc[7, "error"] == "ValueError: seven is not allowed (got 7)"
@@ -177,6 +179,13 @@ def test_exceptions_carry_the_remote_traceback(backend: Backend) -> None:
     assert frame["job_id"].nunique() == 5 and frame.loc[7, "job_id"].endswith(":3")
     assert (frame["duration"] >= 0).all() and (frame["peak_memory_mib"] > 0).all()
     assert isinstance(frame.loc[0, "started"], pd.Timestamp)
+    # what it would have cost on AWS: 5 attempts of under a minute, each billed 60 s
+    spent = job.cost()
+    assert spent.basis is not None and spent.basis.placement.split(".")[0] in KEYWORDS["optimal"]
+    assert spent.total == pytest.approx(5 * 60 * spent.basis.hourly / 3600)
+    assert frame["cost"].sum() == pytest.approx(spent.total)
+    assert repr(spent).startswith(f"cost so far ${spent.total:,.4f} (estimated: ")
+    assert re.search(r"us-east-1 prices of \d{4}-\d{2}-\d{2}", repr(spent))
 
 
 def flaky(x: int, folder: str) -> int:
