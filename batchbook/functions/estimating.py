@@ -130,7 +130,7 @@ class Estimate:
             "any of " + ", ".join(r.placement.name for r in f.runs[:4])
             if len(f.runs) > 1
             else run.placement.name
-            + (f" ({run.placement.per_instance} jobs each)" if not env.fargate else "")
+            + (f", {run.placement.per_instance} jobs each" if not env.fargate else "")
         )
         extra = (
             f" (Batch may start one more: {_duration(run.wall_seconds_extra)})"
@@ -166,6 +166,8 @@ class Estimate:
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
+    if seconds < 0.001:
+        return "under 1 ms"
     if seconds < 90:
         return f"{seconds:.3g} s"
     if seconds < 5400:
@@ -191,8 +193,9 @@ def estimate(
     maxvCpus and the cost, spot to on demand, with the date of the prices.
 
     ``queue``: a queue of the current backend, whose first compute environment (type,
-    instance types, allocation strategy, maxvCpus) the prediction follows; without it, an
-    EC2 environment of ``optimal`` instances with BEST_FIT and maxvCpus 256. ``region``:
+    instance types, allocation strategy, maxvCpus) the prediction follows (on AWS, the
+    backend's queue by default); without one, an EC2 environment of ``optimal`` instances
+    with BEST_FIT and maxvCpus 256. ``region``:
     whose prices (default: the AWS backend's region, else us-east-1). ``time_cap``: stop
     each sampled input after this many seconds (the estimate is then a floor).
     ``kwargs`` go to the function, as with batch.map.
@@ -210,7 +213,7 @@ def estimate(
     backend = current()
     region = region_of(backend, region)
     prices = load_prices().region(region)  # before sampling: a bad region costs nothing
-    env = environment_of(backend, queue)
+    env = environment_of(backend, queue or (backend.queue if _is_aws(backend) else None))
     pickled = pickle_function(func, set())
     key = estimate_key(func, pickled, args, options, region)
     measured = run_sample(pickled, args, kwargs, sample, time_cap)

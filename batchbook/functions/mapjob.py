@@ -441,12 +441,15 @@ class MapJob(RunState):
             frame.insert(at, name, pd.Series([args[at - 1] for args in inputs], dtype=object))
         return frame
 
-    def cost(self) -> RunCost:
+    def cost(self, refresh: bool = True) -> RunCost:
         """What this map has cost so far, estimated: each attempt's max(60 s, its seconds)
         at its share of the price of where it would run on AWS (the same figures locally:
-        what it would have cost there), with its estimate and budget."""
-        self._refresh()
-        return run_cost(self)
+        what it would have cost there), with its estimate and budget. ``refresh=False``:
+        from what this handle has read (a view's refresh, after a snapshot)."""
+        if refresh:
+            self._refresh()
+        with self._lock:
+            return run_cost(self)
 
     def logs(self, index: int, attempt: int | None = None, tail: int | None = None) -> list[str]:
         """The log lines input ``index`` printed in ``attempt`` (default: the attempt of its

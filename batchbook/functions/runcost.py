@@ -25,9 +25,12 @@ class RunCost:
     budget: float | None
 
     def line(self) -> str:
+        return "cost " + self._figures()
+
+    def _figures(self) -> str:
         if self.basis is None:
-            return "cost: not estimated (no AWS placement holds this request)"
-        text = f"cost so far ${self.total:,.4f} (estimated: {self.basis.label()})"
+            return "not estimated (no AWS placement holds this request)"
+        text = f"${self.total:,.4f} so far (estimated: {self.basis.label()})"
         if self.estimate:
             e = self.estimate
             text += f"; estimate ${e['low']:,.4f} (spot) to ${e['high']:,.4f} (on demand)"
@@ -39,7 +42,7 @@ class RunCost:
         return self.line()
 
     def _repr_html_(self) -> str:
-        return f"<div>{html.escape(self.line())}</div>"
+        return f"<div><b>Cost</b> {html.escape(self._figures())}</div>"
 
 
 def run_cost(job: RunState) -> RunCost:

@@ -85,7 +85,7 @@ class JobView:
         self.plots = w.HBox()  # the figures, made when first shown (plotly loads then)
         self._plotted = 0.0
         self.results_w = w.HTML()
-        self.cost = w.VBox()  # the cost panel's slot
+        self.cost = w.HTML()  # the cost panel: so far, against the estimate and the budget
         self.widget = w.VBox(
             [
                 w.HBox([self.status_w, self.sort_w, self.descending_w, self.prev_w, self.next_w]),
@@ -142,6 +142,9 @@ class JobView:
             value = self._render(snap)
             with self.live.hold_sync():
                 self.live.value = value
+            cost = self.job.cost(refresh=False)._repr_html_()  # from what the snapshot read
+            if cost != self.cost.value:
+                self.cost.value = cost
             if snap.final and not self.results_w.value:
                 self.results_w.value = self._results_html()
             self._applied = time.monotonic()

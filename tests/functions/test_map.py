@@ -184,7 +184,7 @@ def test_exceptions_carry_the_remote_traceback(backend: Backend) -> None:
     assert spent.basis is not None and spent.basis.placement.split(".")[0] in KEYWORDS["optimal"]
     assert spent.total == pytest.approx(5 * 60 * spent.basis.hourly / 3600)
     assert frame["cost"].sum() == pytest.approx(spent.total)
-    assert repr(spent).startswith(f"cost so far ${spent.total:,.4f} (estimated: ")
+    assert repr(spent).startswith(f"cost ${spent.total:,.4f} so far (estimated: ")
     assert re.search(r"us-east-1 prices of \d{4}-\d{2}-\d{2}", repr(spent))
 
 

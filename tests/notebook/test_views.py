@@ -74,6 +74,11 @@ def test_a_view_follows_a_map_to_its_end_and_then_shows_the_frame(
     assert "finished: 6/6 finished" in view.live.value and "succeeded 6" in view.live.value
     assert "<b>Results</b>" in view.results_w.value and "<table" in view.results_w.value
     assert view._unwatch is None  # final: the view stopped following
+    # the cost panel: six attempts of under a minute, each billed its 60 s, dated prices
+    spent = job.cost()
+    assert spent.basis is not None and spent.total == 6 * 60 * spent.basis.hourly / 3600
+    assert f"${spent.total:,.4f} so far" in view.cost.value
+    assert re.search(r"us-east-1 prices of \d{4}-\d{2}-\d{2}", view.cost.value)
 
 
 def test_the_table_pages_sorts_and_filters(backend: Backend) -> None:
