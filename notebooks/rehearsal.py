@@ -57,6 +57,8 @@ def start(region: str = "us-east-1") -> Rehearsal:
     assert moto.stdout is not None
     moto_url = f"http://127.0.0.1:{int(moto.stdout.readline())}"
     state_dir = tempfile.mkdtemp(prefix="batchbook-rehearsal-")
+    # its own batchbook home: the set-up's profile goes there, never over your real one
+    os.environ["BATCHBOOK_HOME"] = os.path.join(state_dir, "home")
     # the workers run `python` (as on AWS, from the job definition's command): this one
     os.environ["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
     os.environ.update(AWS_ENDPOINT_URL=moto_url, AWS_ENDPOINT_URL_S3=moto_url)

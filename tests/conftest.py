@@ -9,18 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-# moto's real HTTP server in a process of its own; it prints its port, and stops when its
-# stdin closes (the test session ended, or died)
-MOTO = """
-import sys
-from moto.server import ThreadedMotoServer
+# moto's real HTTP server in a process of its own (the program aws.ipynb's rehearsal of AWS
+# runs too); it prints its port, and stops when its stdin closes (the session ended, or died)
+from notebooks.rehearsal import MOTO
 
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()
-server.stop()
-"""
 BUCKET = "batchbook-tests"
 
 

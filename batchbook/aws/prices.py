@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -62,7 +63,9 @@ def refresh(region: str, profile: str | None, out: Callable[[str], None]) -> dic
         mine = json.loads(path.read_text()) if path.exists() else {"regions": {}}
         mine["regions"][region] = merge_region(mine["regions"].get(region), fresh)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(mine, indent=1, sort_keys=True))
+        partial = path.with_suffix(".json.part")
+        partial.write_text(json.dumps(mine, indent=1, sort_keys=True))
+        os.replace(partial, path)  # whole or not at all: estimates read it
     return said
 
 

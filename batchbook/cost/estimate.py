@@ -9,13 +9,15 @@ the wall time and the cost:
 - **Placement.** Fargate: the smallest Fargate size at least the request. EC2 and Spot: the
   instance types the compute environment names (keywords and families expanded) that hold
   one job, each packing ``min(vCPUs / asked, registered memory / asked, GPUs / asked)``
-  jobs; then by allocation strategy: BEST_FIT the lowest price per packed job,
-  BEST_FIT_PROGRESSIVE the lowest price per vCPU, SPOT_PRICE_CAPACITY_OPTIMIZED the lowest
-  spot price per packed job, SPOT_CAPACITY_OPTIMIZED any of them (it picks by capacity,
-  not price: the cost is the range over all of them).
+  jobs; then by allocation strategy: BEST_FIT the lowest cost of these jobs (on-demand, or
+  spot in a SPOT environment), BEST_FIT_PROGRESSIVE the lowest price per vCPU,
+  SPOT_PRICE_CAPACITY_OPTIMIZED the lowest spot cost of these jobs,
+  SPOT_CAPACITY_OPTIMIZED any of them (it picks by capacity, not price: the cost is the
+  range over all of them).
 - **Scale.** ``floor(maxvCpus / the type's vCPUs)`` instances at once (at least one), never
-  more than the jobs need; Batch may start one instance beyond maxvCpus, which shortens the
-  wall time and may add to the cost: both are counted.
+  more than the jobs need; Batch may start one instance beyond maxvCpus (with any strategy
+  but on-demand BEST_FIT), which shortens the wall time and may add to the cost: both are
+  counted.
 - **Billing.** Per second, at least 60 s per instance (or Fargate task); an instance is
   billed while its busiest slot works (jobs spread evenly over the instances, then over
   its slots).
@@ -122,6 +124,11 @@ class Run:
     # with the one instance more Batch may start beyond maxvCpus (None: it would not)
     wall_seconds_extra: float | None = None
     billed_seconds_extra: float | None = None
+    sharing: int = 1  # the jobs an instance holds at once in this run (<= per_instance)
+
+    def share_hour(self, spot: bool) -> float:
+        """USD per hour of one job: its share of its instance (its task on Fargate)."""
+        return _hourly(self.placement, spot) / self.sharing
 
     def cost(self, spot: bool) -> float:
         hourly = self.placement.spot_hour if spot else self.placement.on_demand_hour
@@ -187,7 +194,7 @@ def per_instance(kind: InstanceType, request: Request) -> int:
 
 
 def placements(env: Environment, request: Request, prices: RegionPrices) -> list[Placement]:
-    """Where a job could run, in the order the allocation strategy prefers them."""
+    """Where a job could run: the Fargate size, or each instance type that holds one."""
     if env.fargate:
         vcpus, memory = fargate_size(request)
         return [
@@ -219,34 +226,30 @@ def placements(env: Environment, request: Request, prices: RegionPrices) -> list
             + f" fits no instance type of {', '.join(env.instance_types)} (the largest "
             "registers about 94% of its memory)"
         )
-    spot = env.spot
-    if env.strategy == "BEST_FIT_PROGRESSIVE":
-        key = lambda p: (_hourly(p, spot) / p.vcpus, p.vcpus)  # noqa: E731
-    elif env.strategy == "SPOT_PRICE_CAPACITY_OPTIMIZED":
-        key = lambda p: (p.spot_hour / p.per_instance, p.vcpus)  # noqa: E731
-    else:  # BEST_FIT; SPOT_CAPACITY_OPTIMIZED keeps them all, cheapest first for display
-        key = lambda p: (_hourly(p, spot) / p.per_instance, p.vcpus)  # noqa: E731
-    return sorted(found, key=key)
+    return found
 
 
 def _hourly(placement: Placement, spot: bool) -> float:
     return placement.spot_hour if spot else placement.on_demand_hour
 
 
-def run_on(placement: Placement, jobs: int, job_seconds: float, max_vcpus: int) -> Run:
-    """How ``jobs`` jobs of ``job_seconds`` run on ``placement`` within ``max_vcpus``."""
-    if placement.name.startswith("Fargate"):
-        at_once = max(1, int(max_vcpus // placement.vcpus))
+def run_on(placement: Placement, jobs: int, job_seconds: float, env: Environment) -> Run:
+    """How ``jobs`` jobs of ``job_seconds`` run on ``placement`` within ``env``'s maxvCpus."""
+    if env.fargate:
+        at_once = max(1, int(env.max_vcpus // placement.vcpus))
         waves = math.ceil(jobs / at_once)
         billed = jobs * max(MIN_BILLED_SECONDS, job_seconds)
         return Run(placement, min(at_once, jobs), waves * job_seconds, billed)
     k = placement.per_instance
-    most = max(1, int(max_vcpus // placement.vcpus))
+    most = max(1, int(env.max_vcpus // placement.vcpus))
     needed = math.ceil(jobs / k)
     instances = min(most, needed)
     wall = math.ceil(jobs / (instances * k)) * job_seconds
     billed = _instance_seconds(jobs, instances, k, job_seconds)
-    if needed > most:  # Batch may start one more instance than maxvCpus allows
+    sharing = min(k, math.ceil(jobs / instances))  # jobs an instance holds at once here
+    # Batch may start one instance beyond maxvCpus, with any strategy but on-demand
+    # BEST_FIT (the API reference's ComputeResource.maxvCpus)
+    if needed > most and not (env.kind == "EC2" and env.strategy == "BEST_FIT"):
         return Run(
             placement,
             instances,
@@ -254,8 +257,21 @@ def run_on(placement: Placement, jobs: int, job_seconds: float, max_vcpus: int) 
             billed,
             math.ceil(jobs / ((instances + 1) * k)) * job_seconds,
             _instance_seconds(jobs, instances + 1, k, job_seconds),
+            sharing,
         )
-    return Run(placement, instances, wall, billed)
+    return Run(placement, instances, wall, billed, sharing=sharing)
+
+
+def pick(runs: list[Run], env: Environment) -> list[Run]:
+    """The run the allocation strategy picks, first (SPOT_CAPACITY_OPTIMIZED: all of them,
+    cheapest first: it picks by capacity, not price). Ties go to the smaller type."""
+    if env.strategy == "BEST_FIT_PROGRESSIVE":  # the lowest price per vCPU
+        key = lambda r: (_hourly(r.placement, env.spot) / r.placement.vcpus, r.placement.vcpus)  # noqa: E731
+    elif env.strategy == "SPOT_CAPACITY_OPTIMIZED":
+        return sorted(runs, key=lambda r: (r.cost(spot=True), r.placement.vcpus))
+    else:  # BEST_FIT, SPOT_PRICE_CAPACITY_OPTIMIZED: the lowest cost of these jobs
+        key = lambda r: (r.cost(spot=env.spot), r.placement.vcpus)  # noqa: E731
+    return [min(runs, key=key)]
 
 
 def _instance_seconds(jobs: int, instances: int, per: int, job_seconds: float) -> float:
@@ -278,10 +294,9 @@ def costing(
     warnings: list[str] | None = None,
 ) -> Costing:
     """The estimate for ``jobs`` jobs of ``job_seconds`` each on ``env`` (see the module)."""
-    options = placements(env, request, prices)
-    if env.strategy != "SPOT_CAPACITY_OPTIMIZED":
-        options = options[:1]
-    runs = [run_on(p, jobs, job_seconds, env.max_vcpus) for p in options]
+    if jobs < 1:
+        raise ClientError(f"jobs: {jobs} is below 1: there is nothing to estimate")
+    runs = pick([run_on(p, jobs, job_seconds, env) for p in placements(env, request, prices)], env)
     low = min(r.cost_least(spot=True) for r in runs)
     high = max(r.cost_most(spot=False) for r in runs)
     expected = max(r.cost_most(spot=env.spot) for r in runs)

@@ -74,7 +74,15 @@ class Prices:
                 f"{', '.join(sorted(self.regions))} (`batchbook aws prices --refresh --region "
                 f"{name}` fetches them with AWS credentials)"
             )
-        return RegionPrices(name, self.regions[name])
+        data = self.regions[name]
+        missing = [p for p in PARTS if p not in data.get("dates", {})]
+        if missing:  # refreshed here in part, never shipped: not enough for an estimate
+            raise ClientError(
+                f"region: the prices for {name} lack {', '.join(missing)}; refresh them with "
+                f"credentials that may call the Pricing API (`batchbook aws prices --refresh "
+                f"--region {name}`)"
+            )
+        return RegionPrices(name, data)
 
 
 @dataclass(frozen=True)

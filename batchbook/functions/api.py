@@ -3,20 +3,19 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from batchbook.errors import BatchbookError, ClientError, ResourceNotFound
+from batchbook.errors import ClientError, ResourceNotFound
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
 from batchbook.functions.futures import Job
+from batchbook.functions.guard import Guard
 from batchbook.functions.ledger import read_ledger, settle_pending
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, parse_age
 from batchbook.functions.payload import gc_paused
-from batchbook.functions.runcost import run_cost
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
 
@@ -78,48 +77,10 @@ def map(
     )
     job = MapJob(*submit_run(func, args, {}, options, source=source))
     if max_failures is not None or budget is not None:
-        _Guard(job, max_failures, options.budget).start()
+        Guard(job, job.cancel, max_failures, options.budget).start()
     if wait:
         job.wait()
     return job
-
-
-class _Guard(threading.Thread):
-    """Cancels the rest of a map once more than ``max_failures`` inputs have failed, or once
-    its running cost passes ``budget`` (USD), whichever comes first."""
-
-    def __init__(self, job: MapJob, max_failures: int | None, budget: float | None):
-        super().__init__(name=f"batchbook-guard-{job.id}", daemon=True)
-        self.job, self.max_failures, self.budget = job, max_failures, budget
-
-    def run(self) -> None:
-        version = 0
-        try:
-            while True:
-                self.job._refresh()
-                reason = self._reason()
-                if reason:
-                    self.job.cancel(reason)
-                    return
-                if self.job.done:
-                    return
-                version = self.job.backend.wait_for_change(version, 10)
-        except BatchbookError:
-            return  # the service went away; nothing left to guard
-
-    def _reason(self) -> str | None:
-        """Why the rest must stop now (None: it goes on)."""
-        failed = sum(1 for o in self.job._outcomes.values() if not o.ok)
-        if self.max_failures is not None and failed > self.max_failures:
-            return f"max_failures: {count(failed, 'input')} failed (at most {self.max_failures} allowed)"
-        if self.budget is not None:
-            spent = run_cost(self.job).total
-            if spent > self.budget:
-                return (
-                    f"budget: ${spent:,.4f} spent (estimated), above the budget of "
-                    f"${self.budget:,.4f}"
-                )
-        return None
 
 
 # ---------------------------------------------------------------- the ledger

@@ -10,27 +10,28 @@ so ``batch.map(..., budget=)`` reuses it instead of sampling again.
 from __future__ import annotations
 
 import html
-import json
-import os
 import pickle
-import subprocess
-import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from batchbook.cost.actual import CostBasis
-from batchbook.cost.estimate import Costing, Environment, Request, costing, right_sizing
+from batchbook.cost.estimate import (
+    MIN_BILLED_SECONDS,
+    Costing,
+    Environment,
+    Request,
+    costing,
+    right_sizing,
+)
 from batchbook.cost.prices import load_prices
-from batchbook.errors import ClientError
+from batchbook.errors import BatchbookError, ClientError
 from batchbook.functions.backend import Backend, name_of
 from batchbook.functions.backends import current
 from batchbook.functions.options import RunOptions, chunk_bounds
-from batchbook.functions.payload import code_hash
 from batchbook.functions.pickling import pickle_function
+from batchbook.functions.sampler import Measured, run_sample
 from batchbook.wording import count
 
 DEFAULT_REGION = "us-east-1"
@@ -38,19 +39,6 @@ BUDGET_SAMPLE = 3  # inputs a budget check samples when no estimate matches
 BUDGET_SAMPLE_SECONDS = 60  # ...each stopped after this long (the estimate is then a floor)
 _LAST: dict[tuple[Any, ...], Estimate] = {}  # the latest estimate of each key, this process
 _LOCK = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Measured:
-    """One sampled input: the function's seconds, the interpreter's start before it, the
-    process's peak memory, and how it ended."""
-
-    index: int
-    seconds: float
-    start_seconds: float
-    peak_mib: float
-    error: str | None = None
-    capped: bool = False  # stopped at the time cap: ``seconds`` is a floor
 
 
 @dataclass(frozen=True)
@@ -102,16 +90,7 @@ class Estimate:
 
     def basis(self) -> CostBasis:
         """The price the run's attempts are counted at, as it runs."""
-        run = self.figures.run
-        spot = self.figures.environment.spot
-        hourly = run.placement.spot_hour if spot else run.placement.on_demand_hour
-        return CostBasis(
-            run.placement.name,
-            hourly / run.placement.per_instance,
-            spot,
-            self.figures.region,
-            self.date,
-        )
+        return basis_of(self.figures)
 
     def summary(self) -> dict[str, Any]:
         """What a run keeps of its estimate (its manifest's ``cost.estimate``)."""
@@ -215,7 +194,7 @@ def estimate(
     prices = load_prices().region(region)  # before sampling: a bad region costs nothing
     env = environment_of(backend, queue or (backend.queue if _is_aws(backend) else None))
     pickled = pickle_function(func, set())
-    key = estimate_key(func, pickled, args, options, region)
+    key = estimate_key(pickled, args, kwargs, options, region)
     measured = run_sample(pickled, args, kwargs, sample, time_cap)
     result = predict(
         getattr(func, "__qualname__", "map"), len(args), options, env, prices, measured, key
@@ -257,11 +236,29 @@ def predict(
     return Estimate(name, n, request, measured, figures, key)
 
 
+ENVIRONMENT_SECONDS = 30.0  # how long a queue's environment, once described, is taken as is
+_ENVIRONMENTS: dict[tuple[int, str], tuple[float, Environment]] = {}
+
+
 def environment_of(backend: Backend, queue: str | None) -> Environment:
-    """The first compute environment of ``queue`` (on the current backend), as the
-    estimate sees it; None: AWS's defaults."""
+    """The first compute environment of ``queue`` (on ``backend``), as the estimate sees
+    it (described at most every 30 s: each map asks); None: AWS's defaults."""
+    import time
+
     if queue is None:
         return Environment()
+    key = (id(backend), queue)
+    with _LOCK:
+        seen = _ENVIRONMENTS.get(key)
+    if seen is not None and time.monotonic() - seen[0] < ENVIRONMENT_SECONDS:
+        return seen[1]
+    env = _describe_environment(backend, queue)
+    with _LOCK:
+        _ENVIRONMENTS[key] = (time.monotonic(), env)
+    return env
+
+
+def _describe_environment(backend: Backend, queue: str) -> Environment:
     found = backend.batch.describe_job_queues(jobQueues=[queue])["jobQueues"]
     if not found:
         raise ClientError(f"queue: {queue!r:.80} is not a job queue of {backend!r}")
@@ -282,15 +279,17 @@ def environment_of(backend: Backend, queue: str | None) -> Environment:
 
 
 def estimate_key(
-    func: Callable[..., Any],
     pickled: bytes,
     args: list[tuple[Any, ...]],
+    kwargs: dict[str, Any],
     options: RunOptions,
     region: str,
-) -> tuple[Any, ...]:
-    """The key an estimate of a map is kept under (see batch.estimate)."""
+) -> tuple[str, tuple[Any, ...], str]:
+    """The key an estimate of a map is kept under: the function as pickled (its code, the
+    values its closure and globals hold, the local modules it uses), the inputs and keyword
+    arguments, the sizes asked, the queue and the region."""
     sized = (options.vcpus, options.memory_mib, options.gpus, options.chunksize, options.queue)
-    return (code_hash(func, pickled), len(args), _inputs_key(args), sized, region)
+    return (_fingerprint([pickled, *args, kwargs]), sized, region)
 
 
 def last_estimate(key: tuple[Any, ...]) -> Estimate | None:
@@ -298,100 +297,18 @@ def last_estimate(key: tuple[Any, ...]) -> Estimate | None:
         return _LAST.get(key)
 
 
-def _inputs_key(args: list[tuple[Any, ...]]) -> str:
-    """A short fingerprint of the inputs (their pickles, or their reprs if unpicklable)."""
+def _fingerprint(parts: list[Any]) -> str:
+    """A digest of these values' pickles (reprs for those that do not pickle)."""
     import hashlib
 
     digest = hashlib.sha256()
-    for a in args:
+    for part in parts:
         try:
-            digest.update(pickle.dumps(a, protocol=pickle.HIGHEST_PROTOCOL))
+            data = part if isinstance(part, bytes) else pickle.dumps(part, protocol=5)
         except Exception:
-            digest.update(repr(a).encode())
-    return digest.hexdigest()[:16]
-
-
-def spread(n: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``range(n)``, first and last included."""
-    if k >= n:
-        return list(range(n))
-    if k == 1:
-        return [0]
-    return sorted({round(i * (n - 1) / (k - 1)) for i in range(k)})
-
-
-def run_sample(
-    pickled_func: bytes,
-    args: list[tuple[Any, ...]],
-    kwargs: dict[str, Any],
-    k: int,
-    time_cap: float | None,
-) -> list[Measured]:
-    """Run ``k`` of the inputs, each in a fresh interpreter (as many at once as this machine
-    has cores), and measure them."""
-    indices = spread(len(args), k)
-    workers = max(1, min(len(indices), os.cpu_count() or 1))
-    with ThreadPoolExecutor(workers) as pool:
-        return list(
-            pool.map(lambda i: _run_one(i, pickled_func, args[i], kwargs, time_cap), indices)
-        )
-
-
-def _run_one(
-    index: int,
-    pickled_func: bytes,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    time_cap: float | None,
-) -> Measured:
-    import time
-
-    from batchbook.functions.pickling import dumps
-
-    payload = dumps((_Loaded(pickled_func), args, kwargs), f"input {index} of the sample")
-    with tempfile.NamedTemporaryFile("r", suffix=".json") as result:
-        began = time.perf_counter()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "batchbook.functions.sampler", result.name],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        timer = threading.Timer(time_cap, proc.kill) if time_cap else None
-        if timer:
-            timer.start()
-        try:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(payload)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        finally:
-            if timer:
-                timer.cancel()
-        wall = time.perf_counter() - began
-        text = result.read()
-    peak = usage.ru_maxrss / 1024  # KiB on Linux
-    if not text:  # killed: at the cap, or by the system
-        capped = time_cap is not None and wall >= time_cap
-        error = None if capped else f"the interpreter ended with status {proc.returncode}"
-        return Measured(index, wall, 0.0, peak, error, capped)
-    measured = json.loads(text)
-    seconds = measured["seconds"]
-    return Measured(index, seconds, max(0.0, wall - seconds), peak, measured["error"])
-
-
-class _Loaded:
-    """The pickled function, loaded on the other side (pickled once, sent to each input)."""
-
-    def __init__(self, pickled: bytes):
-        self.pickled = pickled
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (pickle.loads, (self.pickled,))
+            data = repr(part).encode()
+        digest.update(len(data).to_bytes(8, "big") + data)
+    return digest.hexdigest()
 
 
 def budget_check(
@@ -409,7 +326,7 @@ def budget_check(
     from batchbook.errors import BudgetExceeded
 
     region = region_of(backend)
-    key = estimate_key(func, pickled, args, options, region)
+    key = estimate_key(pickled, args, kwargs, options, region)
     found = last_estimate(key)
     if found is None:
         env = environment_of(backend, queue if _is_aws(backend) else None)
@@ -440,27 +357,25 @@ def region_of(backend: Backend, region: str | None = None) -> str:
 
 
 def default_basis(
-    backend: Backend, options: RunOptions, queue: str | None = None
+    backend: Backend, options: RunOptions, queue: str | None, jobs: int
 ) -> CostBasis | None:
-    """The price a map's attempts are counted at without an estimate: the placement Batch
-    would pick for its request on ``queue`` (on AWS; locally, on AWS's defaults: an EC2
-    environment of ``optimal`` instances), no sample needed; None if none holds it."""
-    from batchbook.cost.estimate import placements
-
+    """The price a map's attempts are counted at without an estimate: where Batch would
+    put ``jobs`` jobs of its request on ``queue`` (on AWS; locally, on AWS's defaults: an
+    EC2 environment of ``optimal`` instances), taking each to last a billed minute; None
+    when nothing holds the request or the queue cannot say (a map never fails for it)."""
     region = region_of(backend)
     try:
         env = environment_of(backend, queue) if _is_aws(backend) else Environment()
-        prices = load_prices().region(region)
-        [first, *_] = placements(
-            env, Request(options.vcpus, options.memory_mib, options.gpus), prices
-        )
-    except ClientError:
+        request = Request(options.vcpus, options.memory_mib, options.gpus)
+        figures = costing(env, request, jobs, MIN_BILLED_SECONDS, load_prices().region(region))
+    except (BatchbookError, KeyError, IndexError, ValueError):
         return None
-    hourly = first.spot_hour if env.spot else first.on_demand_hour
+    return basis_of(figures)
+
+
+def basis_of(figures: Costing) -> CostBasis:
+    """Attempts counted at their share of the placement ``figures`` picked."""
+    run, env = figures.run, figures.environment
     return CostBasis(
-        first.name,
-        hourly / first.per_instance,
-        env.spot,
-        region,
-        prices.date(*(("fargate",) if env.fargate else ("onDemand", "spot"))),
+        run.placement.name, run.share_hour(env.spot), env.spot, figures.region, figures.prices_date
     )

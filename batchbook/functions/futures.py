@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from batchbook import display
+from batchbook.errors import ClientError
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, check_int
 from batchbook.functions.payload import gc_paused
@@ -90,6 +91,11 @@ class Executor(concurrent.futures.Executor):
     """A ``concurrent.futures.Executor`` whose calls run as Batch jobs (options as for map)."""
 
     def __init__(self, **options: Any):
+        if options.get("budget") is not None:  # its check would run each call here first
+            raise ClientError(
+                "budget: batch.map and MapJob.retry_failed take a budget; an Executor runs one "
+                "job per call: see what they would cost with batch.estimate"
+            )
         self.options = RunOptions.from_user(options)  # a bad option fails here, not at submit
         self._jobs: list[Job] = []
         self._shutdown = False

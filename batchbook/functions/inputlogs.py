@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from batchbook.errors import BatchbookError, ClientError
+from batchbook.functions.keptoutput import LINE_CHARS
 from batchbook.functions.log_lines import log_lines
 from batchbook.wording import count
 
@@ -56,6 +57,13 @@ def input_logs(job: RunState, index: int, attempt: int | None, tail: int | None)
         if kept is None:
             raise
         return kept.lines(tail)
-    if kept is not None and len(lines) < end - first:  # the stream has lost some of them
+    if (
+        kept is not None
+        and (
+            len(lines) < end - first  # the stream has lost some of them (a cap, a quota)
+            # or its head (a retention period): what is there now is other inputs' lines
+            or (tail is None and lines and kept.head and lines[0][:LINE_CHARS] != kept.head[0])
+        )
+    ):
         return kept.lines(tail)
     return lines

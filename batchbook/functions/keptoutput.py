@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 HEAD_LINES = 50  # the first lines of an input's output that are kept...
 TAIL_LINES = 50  # ...and the last ones
-LINE_CHARS = 2000  # a longer line is cut here
+LINE_CHARS = 400  # a longer line is cut here: at most 40 KB kept per input
 
 
 class Kept(NamedTuple):
@@ -44,6 +44,7 @@ class OutputKeeper:
         self._skipped = 0
         self._partial = ""  # the current line, not ended yet
         self.written = False  # since the last take()
+        self.kept_chars = 0  # in what the last take() returned
 
     def write(self, text: str) -> None:
         self.written = True
@@ -70,6 +71,7 @@ class OutputKeeper:
         if self._partial:
             self._line(self._partial)
         kept = (self._head, self._skipped, list(self._tail))
+        self.kept_chars = sum(map(len, self._head)) + sum(map(len, self._tail))
         self._head, self._skipped, self._partial, self.written = [], 0, "", False
         self._tail.clear()
         return kept

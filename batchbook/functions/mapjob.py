@@ -26,6 +26,7 @@ from batchbook.errors import (
     SerializationError,
 )
 from batchbook.functions.frame import FRAME_COLUMNS, column_names, describe_error, never_starts
+from batchbook.functions.guard import Guard
 from batchbook.functions.inputlogs import input_logs
 from batchbook.functions.ledger import read_ledger, record_deleted
 from batchbook.functions.payload import (
@@ -553,11 +554,16 @@ class MapJob(RunState):
             run.deleted = True
 
     def retry_failed(self, **options: Any) -> MapJob:
-        """Run just the failed inputs again as a new array; their results merge back into this map."""
+        """Run just the failed inputs again as a new array; their results merge back into this
+        map. ``options`` as for batch.map (``budget=`` holds the new array to its own)."""
         failed = sorted(self.exceptions())
         if not failed:
             raise JobFailed(f"map {self.name}: no failed inputs to retry")
         follow_up = MapJob(*resubmit(self, failed, **options))
+        if options.get("budget") is not None:  # held to its own budget, as batch.map is
+            Guard(
+                follow_up, follow_up.cancel, None, follow_up.manifest["options"]["budget"]
+            ).start()
         self.manifest.setdefault("followUps", []).append(follow_up.id)
         self._snapshot = None
         self.backend.store.put(run_key(self.id, "run.json"), to_json(self.manifest))

@@ -27,7 +27,11 @@ class RunCost:
     def line(self) -> str:
         return "cost " + self._figures()
 
+    recorded: bool = True  # False: the run predates batchbook's cost records
+
     def _figures(self) -> str:
+        if not self.recorded:
+            return "not recorded (the run was submitted before batchbook counted costs)"
         if self.basis is None:
             return "not estimated (no AWS placement holds this request)"
         text = f"${self.total:,.4f} so far (estimated: {self.basis.label()})"
@@ -61,4 +65,4 @@ def run_cost(job: RunState) -> RunCost:
             if j in theirs.per_input:
                 shares[i] = shares.get(i, 0.0) + theirs.per_input[j]
     budget = job.manifest["options"].get("budget")
-    return RunCost(total, shares, basis, held.get("estimate"), budget)
+    return RunCost(total, shares, basis, held.get("estimate"), budget, "cost" in job.manifest)

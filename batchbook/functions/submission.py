@@ -94,7 +94,7 @@ def submit_run(
         )
         basis, figures = held.basis(), held.summary()
     else:
-        basis = default_basis(backend, options, queue)
+        basis = default_basis(backend, options, queue, len(bounds))
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
     here = backend.check_environment(environment.modules_used(func))  # the worker checks too
 

@@ -132,7 +132,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     pending: list[tuple[Any, ...]] = []  # ended inputs not yet written: every FLUSH_MS, at the end
     # the loop is hot for tiny functions
     clock, mark, peak, inline, encode = time.time_ns, lines.mark, _peak_kib, INLINE, encode_value
-    kept = lines.keeper.take
+    keeper = lines.keeper
+    kept = keeper.take
     flushed_at = peaked_at = clock() // 1_000_000
     unwritten = 0  # bytes of pickled values in pending
     peak_kib = peak()
@@ -162,8 +163,11 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         stopped = clock() // 1_000_000
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
+        output = kept()
+        if output is not None:  # what it printed counts towards the block's size too
+            unwritten += keeper.kept_chars
         pending.append(
-            (index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark(), kept())
+            (index, ok, payload, attempt, began, stopped, peak_kib, log_start, mark(), output)
         )
         if (
             stopped - flushed_at >= FLUSH_MS

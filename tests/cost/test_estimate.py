@@ -40,16 +40,40 @@ TIGHT = Request(vcpus=1, memory_mib=3000)  # one per c5.large (4 GiB registers 3
 def test_jobs_pack_onto_instances_and_bill_per_second_while_the_busiest_slot_works() -> None:
     env = Environment("EC2", max_vcpus=4, instance_types=("m5.large", "m5.xlarge"))
     est = costing(env, ONE, jobs=10, job_seconds=30, prices=PRICES)
-    # m5.large packs 2 (0.05 a job), m5.xlarge 4 (0.05 a job): the tie goes to the smaller
+    # m5.large packs 2: 2 instances, 180 s, $0.005; m5.xlarge packs 4: 1 instance, 90 s,
+    # $0.005: the tie goes to the smaller
     run = est.run
-    assert (run.placement.name, run.placement.per_instance) == ("m5.large", 2)
+    assert (run.placement.name, run.placement.per_instance, run.sharing) == ("m5.large", 2, 2)
     assert run.instances == 2  # maxvCpus 4 / 2 vCPUs
     assert run.wall_seconds == 90  # 10 jobs on 4 slots: 3 waves of 30 s
     assert run.billed_seconds == 180  # 5 jobs per instance, 2 slots: 3 x 30 s each
-    # one more instance beyond maxvCpus: jobs 4, 3, 3 -> 60 s each, 2 waves
-    assert (run.wall_seconds_extra, run.billed_seconds_extra) == (60, 180)
+    assert run.wall_seconds_extra is None  # on-demand BEST_FIT never passes maxvCpus
     assert est.low == pytest.approx(180 * 0.03 / 3600)
     assert est.high == est.expected == pytest.approx(180 * 0.10 / 3600)
+    assert run.share_hour(spot=False) == pytest.approx(0.10 / 2)  # what an attempt counts
+
+
+def test_batch_may_start_one_instance_beyond_maxvcpus_but_with_on_demand_best_fit() -> None:
+    env = Environment("SPOT", max_vcpus=4, instance_types=("m5.large",), strategy="BEST_FIT")
+    run = costing(env, ONE, jobs=10, job_seconds=30, prices=PRICES).run
+    # one more instance: jobs 4, 3, 3 over 3 instances of 2 slots -> 2 waves, 60 s each
+    assert (run.wall_seconds, run.billed_seconds) == (90, 180)
+    assert (run.wall_seconds_extra, run.billed_seconds_extra) == (60, 180)
+    progressive = Environment("EC2", 4, ("m5.large",), "BEST_FIT_PROGRESSIVE")
+    assert costing(progressive, ONE, 10, 30, PRICES).run.wall_seconds_extra == 60
+    few = costing(env, ONE, jobs=4, job_seconds=30, prices=PRICES).run
+    assert few.wall_seconds_extra is None  # 2 instances hold them all: no need for a third
+
+
+def test_a_small_map_is_priced_on_what_it_needs_not_on_the_best_packing() -> None:
+    """One job: a big instance packs more, but the job pays for all of it."""
+    prices = load_prices().region("us-east-1")
+    est = costing(Environment(), Request(1, 2048), jobs=1, job_seconds=10, prices=prices)
+    cheapest = min(prices.instance_hour(t) for t in ("c6i.large", "m6i.large", "r6i.large"))
+    assert est.expected == pytest.approx(60 * cheapest / 3600)
+    assert est.run.sharing == 1
+    with pytest.raises(ClientError, match="jobs: 0 is below 1"):
+        costing(Environment(), Request(1, 2048), jobs=0, job_seconds=10, prices=prices)
 
 
 def test_a_short_job_is_billed_its_60_second_minimum() -> None:
@@ -149,3 +173,13 @@ def test_the_shipped_prices_cover_every_known_type_with_dates() -> None:
         ClientError, match="region: no prices for 'mars-1'; batchbook has prices for ap-"
     ):
         prices.region("mars-1")
+
+
+def test_a_region_refreshed_only_in_part_is_refused_by_name() -> None:
+    from batchbook.cost.prices import Prices, merge_region
+
+    spot_only = merge_region(None, {"dates": {"spot": "2026-12-01"}, "spot": {"m5.large": 0.03}})
+    with pytest.raises(
+        ClientError, match="region: the prices for sa-east-1 lack onDemand, fargate"
+    ):
+        Prices({"sa-east-1": spot_only}).region("sa-east-1")

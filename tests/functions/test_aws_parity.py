@@ -121,3 +121,49 @@ def test_cancel_acts_on_aws_as_locally(
         assert set(frame["error"]) <= {"Cancelled by MapJob.cancel()"}
     finally:
         stop_service(state)
+
+
+NEW_KERNEL = """
+import sys
+import batchbook as batch
+
+batch.use("aws", region="us-east-1", queue="lab", store=sys.argv[1])
+runs = batch.jobs()
+print(runs.loc[runs["run_id"] == sys.argv[2], "status"].item())
+print(batch.attach(sys.argv[2]).results(return_exceptions=True)[:3])
+"""
+
+
+def test_a_new_kernel_finds_the_aws_runs_from_s3_and_the_jobs_tags(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """jobs() and attach() in a new process (a restarted kernel) find a run from its ledger
+    object in S3; a ledger entry left pending (its client killed between SubmitJob and
+    writing the job id) is settled from the job's batchbook:run tag."""
+    import json
+    import subprocess
+
+    from batchbook.functions.ledger import ledger_key
+
+    state = tmp_path / "state"
+    try:
+        _, _, store = aws_on_local(state, monkeypatch)
+        with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
+            job = batch.map(square_but_three, range(4), chunksize=1).wait(120, progress=False)
+            entry = json.loads(bytes(aws.store.get(ledger_key(job.id))))
+            aws.store.put(ledger_key(job.id), json.dumps({**entry, "jobId": None}).encode())
+        found = subprocess.run(
+            [sys.executable, "-c", NEW_KERNEL, store, job.id],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert found.returncode == 0, found.stderr
+        status, results = found.stdout.splitlines()
+        assert status == "FAILED"  # one input failed: the array job did
+        assert results.startswith("[0, 1, 4]")
+        with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
+            settled = json.loads(bytes(aws.store.get(ledger_key(job.id))))
+        assert settled["jobId"] == job.job_id  # written back once found by its tag
+    finally:
+        stop_service(state)

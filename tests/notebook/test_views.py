@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 import batchbook as batch
 from batchbook.functions.backend import Backend
 from batchbook.functions.mapjob import MapJob
@@ -76,7 +78,8 @@ def test_a_view_follows_a_map_to_its_end_and_then_shows_the_frame(
     assert view._unwatch is None  # final: the view stopped following
     # the cost panel: six attempts of under a minute, each billed its 60 s, dated prices
     spent = job.cost()
-    assert spent.basis is not None and spent.total == 6 * 60 * spent.basis.hourly / 3600
+    assert spent.basis is not None
+    assert spent.total == pytest.approx(6 * 60 * spent.basis.hourly / 3600)
     assert f"${spent.total:,.4f} so far" in view.cost.value
     assert re.search(r"us-east-1 prices of \d{4}-\d{2}-\d{2}", view.cost.value)
 
