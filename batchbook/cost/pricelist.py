@@ -18,13 +18,15 @@ from collections.abc import Iterable
 from typing import Any
 
 # The filters that leave one product per instance type: Linux, shared tenancy, no
-# pre-installed software, the capacity one uses (not reservations) - as AWS documents them
+# pre-installed software, the capacity one uses (not reservations), on demand - as AWS
+# documents them
 EC2_FILTERS = {
     "operatingSystem": "Linux",
     "tenancy": "Shared",
     "preInstalledSw": "NA",
     "capacitystatus": "Used",
     "licenseModel": "No License required",
+    "marketoption": "OnDemand",
 }
 
 

@@ -60,6 +60,7 @@ def ec2(instance_type: str, **changes: str) -> dict[str, str]:
         "preInstalledSw": "NA",
         "capacitystatus": "Used",
         "licenseModel": "No License required",
+        "marketoption": "OnDemand",
         "usagetype": f"BoxUsage:{instance_type}",
         "servicecode": "AmazonEC2",
         **changes,
@@ -72,6 +73,7 @@ def test_on_demand_prices_keep_linux_shared_used_capacity_only() -> None:
         product(ec2("m6i.large", operatingSystem="Windows"), "0.1880000000"),
         product(ec2("m6i.large", capacitystatus="AllocatedCapacityReservation"), "0.0960000000"),
         product(ec2("m6i.large", tenancy="Dedicated"), "0.1056000000"),
+        product(ec2("m6i.large", marketoption="Spot"), "0.0400000000"),
         product(ec2("m6i.large", usagetype="HostBoxUsage:m6i.large"), "0.5000000000"),
         product(ec2("c6i.large"), "0.0850000000"),
         product(ec2("r6i.large"), "0.0000000000"),  # a zero price is no price
@@ -86,6 +88,7 @@ def test_on_demand_prices_keep_linux_shared_used_capacity_only() -> None:
         "preInstalledSw": "NA",
         "capacitystatus": "Used",
         "licenseModel": "No License required",
+        "marketoption": "OnDemand",
     }
     assert {f["Type"] for f in ec2_filters("eu-west-1", "m6i.large")} == {"TERM_MATCH"}
 
