@@ -157,6 +157,29 @@ def cleanup(args: argparse.Namespace) -> int:
     return 0
 
 
+def why(args: argparse.Namespace) -> int:
+    """``batchbook why JOB``: why a job (an id, or a map's run id or name) is where it is."""
+    import batchbook as batch
+    from batchbook.errors import BatchbookError
+    from batchbook.functions.diagnosis import diagnose
+
+    try:
+        backend = (
+            batch.use("aws", profile=args.profile)
+            if args.aws
+            else batch.use(state_dir=args.state_dir)
+        )
+        with backend:
+            job_id = args.job
+            if not backend.describe([job_id]):  # not a job id: a run id or a map's name
+                job_id = batch.attach(args.job, backend).job_id
+            print(repr(diagnose(backend, job_id)))
+    except BatchbookError as e:
+        print(f"batchbook why: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="batchbook", description="Run Python on AWS Batch, or on this machine."
@@ -219,11 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     p_cleanup.add_argument(
         "--older-than", default="7d", metavar="AGE", help="e.g. 7d, 12h, 30m (default: 7d)"
     )
+    p_why = sub.add_parser("why", help="why a job waits (or ended), in plain words")
+    p_why.add_argument("job", help="a job id, or a map's run id or name")
+    p_why.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
+    p_why.add_argument("--aws", action="store_true", help="on AWS (the configured profile)")
+    p_why.add_argument("--profile", default=None, help="batchbook config profile (with --aws)")
     add_aws_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         return demo(args.state_dir)
-    commands = {"serve": serve, "status": status, "stop": stop, "cleanup": cleanup, "aws": run_aws}
+    commands = {
+        "serve": serve,
+        "status": status,
+        "stop": stop,
+        "cleanup": cleanup,
+        "why": why,
+        "aws": run_aws,
+    }
     return commands[args.command](args)
 
 

@@ -38,6 +38,10 @@ MAIN_NODE_EXITED = "Main node exited; the multi-node job is finished"
 HOST_LOST = "Host EC2 (instance local) terminated."
 # What a RUNNABLE job's statusReason starts with when it can never start as it is
 NEVER_STARTS = ("MISCONFIGURATION:",)
+SPOT_SHORT_REASON = (
+    "CAPACITY:INSUFFICIENT_INSTANCE_CAPACITY - Service cannot fulfill the capacity requested "
+    "for instance type [{types}]"
+)
 MISFIT_REASON = (
     "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT - The job resource requirement ({need}) is higher "
     "than that can be met by the CE(s) attached to the job queue ({have})."

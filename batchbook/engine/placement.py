@@ -2,7 +2,9 @@
 
 Queues by priority (higher first), each queue's compute environments in its order, jobs
 FIFO; a job takes the first environment with room for it. A job no attached environment
-could ever hold is marked with AWS's JOB_RESOURCE_REQUIREMENT reason. Pure: it reads the
+could ever hold is marked with AWS's JOB_RESOURCE_REQUIREMENT reason; one that only more
+spot capacity than is granted would start, with its INSUFFICIENT_INSTANCE_CAPACITY reason
+(see SPOT_CAPACITY_TAG). Pure: it reads the
 registry, the runnable queues and what is in use, and says what to start.
 """
 
@@ -10,8 +12,8 @@ from __future__ import annotations
 
 from batchbook.engine.jobs import JobState
 from batchbook.engine.registry import Registry
-from batchbook.engine.resources import NONE, Resources
-from batchbook.vocabulary import MISFIT_REASON
+from batchbook.engine.resources import NONE, Resources, spot_granted
+from batchbook.vocabulary import MISFIT_REASON, SPOT_SHORT_REASON
 
 # After this many jobs in a row that did not fit, the rest of a queue waits for the next step.
 MISSES_IN_A_ROW = 256
@@ -40,14 +42,34 @@ def place(
         if not names:
             continue
         capacity = {n: registry.capacity[n] for n in attached}
-        free = {n: capacity[n] - in_use.get(n, NONE) for n in names}
+        granted = {n: spot_granted(registry.ces[n], capacity[n]) for n in names}
+        free = {n: granted[n] - in_use.get(n, NONE) for n in names}
         if all(f.vcpu_milli <= 0 for f in free.values()):
             continue  # its compute environments are full: no need to look at its jobs
         before = len(placed)
-        _place_queue(runnable[queue["jobQueueName"]], names, capacity, free, placed, misfits)
+        short = _spot_short(registry, names, granted)
+        _place_queue(runnable[queue["jobQueueName"]], names, capacity, free, placed, misfits, short)
         for job, ce in placed[before:]:
             in_use[ce] = in_use.get(ce, NONE) + job.spec.resources
     return placed, misfits
+
+
+def _spot_short(
+    registry: Registry, names: list[str], granted: dict[str, Resources]
+) -> tuple[dict[str, Resources], str] | None:
+    """When spot grants less than these environments declare: what it grants, and AWS's
+    reason for a job that only more capacity would start."""
+    if all(granted[n] == registry.capacity[n] for n in names):
+        return None
+    types = sorted(
+        {
+            t
+            for n in names
+            for t in (registry.ces[n].get("computeResources") or {}).get("instanceTypes")
+            or ["optimal"]
+        }
+    )
+    return granted, SPOT_SHORT_REASON.format(types=", ".join(types))
 
 
 def _place_queue(
@@ -57,6 +79,7 @@ def _place_queue(
     free: dict[str, Resources],
     placed: list[tuple[JobState, str]],
     misfits: list[tuple[JobState, str]],
+    short: tuple[dict[str, Resources], str] | None = None,
 ) -> None:
     largest = max(capacity.values(), key=lambda r: (r.vcpu_milli, r.memory_mib))
     misses: set[Resources] = set()
@@ -80,5 +103,7 @@ def _place_queue(
                 misfits.append(
                     (job, MISFIT_REASON.format(need=need.describe(), have=largest.describe()))
                 )
+            elif short is not None and not any(need.fits_in(g) for g in short[0].values()):
+                misfits.append((job, short[1]))  # it fits, but spot does not grant that much
         if misses_in_a_row > MISSES_IN_A_ROW:
             return

@@ -14,6 +14,7 @@ from batchbook.engine.resources import (
     Resources,
     environment_capacity,
     job_resources,
+    spot_granted,
 )
 from batchbook.engine.retry import RetryStrategy
 from batchbook.engine.statelimits import MAX_TIME_SECONDS, check_state_limits
@@ -255,7 +256,11 @@ class Registry:
     def fits(self, queue: dict[str, Any], need: Resources) -> bool:
         """Whether one of the queue's compute environments could ever hold ``need``."""
         names = self.queue_environments(queue)
-        return any(need.fits_in(self.capacity[n]) for n in names if n in self.capacity)
+        return any(  # what spot grants, where a rehearsal of a shortage limits it
+            need.fits_in(spot_granted(self.ces[n], self.capacity[n]))
+            for n in names
+            if n in self.capacity
+        )
 
     def update_job_queue(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("UpdateJobQueue", req)

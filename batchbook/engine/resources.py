@@ -12,6 +12,9 @@ from batchbook.errors import ClientError
 # Local-only knobs ride on compute-environment tags, the one free-form field AWS has.
 MEMORY_TAG = "batchbook:memoryMiB"
 GPU_TAG = "batchbook:gpus"
+# On a SPOT or FARGATE_SPOT environment: the vCPUs spot grants at most (rehearsing a
+# shortage: jobs beyond it wait with AWS's CAPACITY reason); default all of maxvCpus
+SPOT_CAPACITY_TAG = "batchbook:spotCapacityVcpus"
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,17 @@ def _number(value: Any, field: str) -> float:
     if not math.isfinite(number):
         raise ClientError(f"{field}: {value!r:.40} is not a finite number")
     return number
+
+
+def spot_granted(ce: dict[str, Any], capacity: Resources) -> Resources:
+    """What spot grants of ``capacity`` in compute environment ``ce`` (see SPOT_CAPACITY_TAG)."""
+    kind = (ce.get("computeResources") or {}).get("type", "")
+    granted = (ce.get("tags") or {}).get(SPOT_CAPACITY_TAG)
+    if granted is None or not kind.endswith("SPOT"):
+        return capacity
+    return Resources(
+        min(capacity.vcpu_milli, int(granted) * 1000), capacity.memory_mib, capacity.gpus
+    )
 
 
 def environment_capacity(ce: dict[str, Any], host_memory_mib: int, host_cpus: int) -> Resources:

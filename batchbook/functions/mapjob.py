@@ -25,6 +25,7 @@ from batchbook.errors import (
     ResourceNotFound,
     SerializationError,
 )
+from batchbook.functions.diagnosis import Diagnosis, diagnose
 from batchbook.functions.frame import FRAME_COLUMNS, column_names, describe_error, never_starts
 from batchbook.functions.guard import Guard
 from batchbook.functions.inputlogs import input_logs
@@ -500,6 +501,12 @@ class MapJob(RunState):
         one watcher thread, shared by every handle and view of this run; the last one final).
         Returns the function that stops it."""
         return watcher(self.backend).watch(self, callback)
+
+    def diagnose(self) -> Diagnosis:
+        """Why this map is where it is, in plain words with the evidence: a dependency, a
+        queue or compute environments not ready, a request too big, maxvCpus taken by
+        other jobs, spot capacity, earlier timeouts or OOM kills (see batchbook why)."""
+        return diagnose(self.backend, self.job_id)
 
     def why_waiting(self) -> str | None:
         """Why this map's waiting children cannot start, when Batch says they never will as

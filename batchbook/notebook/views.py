@@ -81,6 +81,8 @@ class JobView:
         self.cancel_selected_w = w.Button(description="Cancel selected", button_style="warning")
         self.cancel_all_w = w.Button(description="Cancel all", button_style="danger")
         self.retry_w = w.Button(description="Retry failed")
+        self.why_w = w.Button(description="Why?", tooltip="why it waits, in plain words")
+        self.why = w.HTML()  # the diagnosis the button asked for
         self.plots_w = w.ToggleButton(description="Plots", tooltip="timeline and durations")
         self.plots = w.HBox()  # the figures, made when first shown (plotly loads then)
         self._plotted = 0.0
@@ -90,8 +92,9 @@ class JobView:
             [
                 w.HBox([self.status_w, self.sort_w, self.descending_w, self.prev_w, self.next_w]),
                 w.HBox([self.select_w, self.attempt_w, self.cancel_selected_w]),
-                w.HBox([self.cancel_all_w, self.retry_w, self.plots_w]),
+                w.HBox([self.cancel_all_w, self.retry_w, self.why_w, self.plots_w]),
                 self.live,
+                self.why,
                 self.plots,
                 self.results_w,
                 self.cost,
@@ -108,6 +111,7 @@ class JobView:
         self.cancel_selected_w.on_click(lambda _: self.cancel_selected())
         self.cancel_all_w.on_click(lambda _: self.cancel_all())
         self.retry_w.on_click(lambda _: self.retry_failed())
+        self.why_w.on_click(lambda _: self.explain())
         self.plots_w.observe(lambda change: self.show_plots(change["new"]), names="value")
         self.refresh(job.snapshot())
         self._watch()
@@ -296,6 +300,13 @@ class JobView:
         self.results_w.value = ""
         self._act(f"retrying {count(follow_up.size, 'failed input')} as {follow_up.name}")
         self._watch()
+
+    def explain(self) -> None:
+        """Show why the map is where it is (job.diagnose()), in the view."""
+        try:
+            self.why.value = self.job.diagnose()._repr_html_()
+        except BatchbookError as e:
+            self.why.value = f"<div><i>{html.escape(str(e))}</i></div>"
 
     def _act(self, message: str) -> None:
         self.message = message

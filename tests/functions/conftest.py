@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ def marks(tmp_path: Path) -> Path:
     folder = tmp_path / "marks"
     folder.mkdir()
     return folder
+
+
+def until(backend: Backend, holds: Callable[[], bool], seconds: float = 120) -> None:
+    """Wait on the service's news (no sleeping) until ``holds()``."""
+    deadline, version = time.monotonic() + seconds, 0
+    while not holds():
+        assert time.monotonic() < deadline, "timed out"
+        version = backend.wait_for_change(version, 2)
 
 
 def calls(folder: Path) -> dict[str, int]:

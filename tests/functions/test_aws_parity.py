@@ -18,6 +18,7 @@ from batchbook.functions.aws_backend import POLL_ENV
 from batchbook.functions.backend import Backend, create_queue
 from batchbook.server.discovery import Service, stop_service
 from tests.conftest import BUCKET
+from tests.functions.conftest import until
 from tests.server.conftest import start
 
 COLUMNS = ["input", "result", "status", "error", "traceback", "attempts"]
@@ -165,5 +166,26 @@ def test_a_new_kernel_finds_the_aws_runs_from_s3_and_the_jobs_tags(
         with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
             settled = json.loads(bytes(aws.store.get(ledger_key(job.id))))
         assert settled["jobId"] == job.job_id  # written back once found by its tag
+    finally:
+        stop_service(state)
+
+
+def test_diagnosis_reads_the_same_apis_on_aws(
+    s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from batchbook.functions.diagnosis import REQUIREMENT
+
+    state = tmp_path / "state"
+    try:
+        _, _, store = aws_on_local(state, monkeypatch)
+        with batch.use("aws", region="us-east-1", queue="lab", store=store) as aws:
+            job = batch.map(abs, [-1, -2], vcpus=64)
+            until(aws, lambda: job.diagnose().category is not None)  # Batch has said why
+            why = job.diagnose()
+            assert why.category == REQUIREMENT
+            assert why.summary.startswith("its children: runnable 2; the first runnable one, ")
+            assert "it asks for 64 vCPU, 2,048 MiB, more than any compute" in why.summary
+            assert "batchbook gives at most 2 vCPU" in why.evidence[0]
+            job.cancel()
     finally:
         stop_service(state)

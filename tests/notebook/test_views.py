@@ -8,7 +8,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from batchbook.functions.backend import Backend
 from batchbook.functions.mapjob import MapJob
 from batchbook.notebook.dashboard import Dashboard, look
 from batchbook.notebook.views import JobView, parse_indices
+from tests.functions.conftest import until
 from tests.notebook.conftest import Kernel
 
 
@@ -39,14 +39,6 @@ def says_its_attempt(x: int) -> int:
     if attempt == "1":
         raise RuntimeError("the first attempt fails")
     return x
-
-
-def until(backend: Backend, holds: Callable[[], bool], seconds: float = 120) -> None:
-    """Wait on the service's news (no sleeping) until ``holds()``."""
-    deadline, version = time.monotonic() + seconds, 0
-    while not holds():
-        assert time.monotonic() < deadline, "timed out"
-        version = backend.wait_for_change(version, 2)
 
 
 def final_seen(job: MapJob) -> threading.Event:
@@ -82,6 +74,16 @@ def test_a_view_follows_a_map_to_its_end_and_then_shows_the_frame(
     assert spent.total == pytest.approx(6 * 60 * spent.basis.hourly / 3600)
     assert f"${spent.total:,.4f} so far" in view.cost.value
     assert re.search(r"us-east-1 prices of \d{4}-\d{2}-\d{2}", view.cost.value)
+
+
+def test_the_why_button_explains_a_map_that_waits(backend: Backend) -> None:
+    job = batch.map(sevens_fail, range(3), vcpus=64, name="too-big")
+    view = JobView(job)
+    until(backend, lambda: job.why_waiting() is not None)
+    view.why_w.click()
+    assert "too-big" in view.why.value and "it asks for 64 vCPU" in view.why.value
+    assert "MISCONFIGURATION:JOB_RESOURCE_REQUIREMENT" in view.why.value
+    job.cancel()
 
 
 def test_the_table_pages_sorts_and_filters(backend: Backend) -> None:
