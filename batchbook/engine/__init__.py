@@ -1,7 +1,8 @@
 """The pure AWS Batch state machine: no I/O, no threads, no clock reads."""
 
-from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.engine import Changes, Clock, Engine, EngineConfig
+from batchbook.engine.actions import Action, StartAttempt, StopAttempt, WriteNotice
+from batchbook.engine.changes import Changes, Clock
+from batchbook.engine.engine import Engine, EngineConfig
 from batchbook.engine.registry import Host
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "Host",
     "StartAttempt",
     "StopAttempt",
+    "WriteNotice",
 ]

@@ -22,6 +22,16 @@ class StopAttempt:
     task_id: str
     pid: int
     reason: str
+    grace_ms: int | None = None  # SIGTERM, then SIGKILL this long after (None: the driver's)
 
 
-Action = StartAttempt | StopAttempt
+@dataclass(frozen=True)
+class WriteNotice:
+    """Write ``text`` to ``path`` for the attempt to read (a spot instance-action notice)."""
+
+    task_id: str
+    path: str
+    text: str
+
+
+Action = StartAttempt | StopAttempt | WriteNotice

@@ -12,15 +12,17 @@ from __future__ import annotations
 import heapq
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from batchbook.engine import views
-from batchbook.engine.actions import Action, StartAttempt, StopAttempt
-from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop, parent_id
+from batchbook.engine import spot, views
+from batchbook.engine.actions import Action, StartAttempt, StopAttempt, WriteNotice
+from batchbook.engine.changes import Changes, Clock
+from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop
 from batchbook.engine.operations import ObjectOperations
 from batchbook.engine.placement import place
+from batchbook.engine.recovery import rebuild
 from batchbook.engine.registry import Host, Registry
 from batchbook.engine.resources import NONE, Resources
 from batchbook.engine.statelimits import heads_to_stop, stop_reason
@@ -40,32 +42,12 @@ from batchbook.vocabulary import (
     name_of,
 )
 
-Clock = Callable[[], int]  # epoch milliseconds
-
-
-@dataclass
-class Changes:
-    """What changed since the last call, for the runtime to persist in one transaction."""
-
-    objects: list[tuple[str, str, dict[str, Any] | None]] = field(default_factory=list)
-    jobs: list[JobState] = field(default_factory=list)
-    events: list[tuple[int, str, str, str | None]] = field(default_factory=list)
-
-    def then(self, later: Changes) -> Changes:
-        """These changes followed by ``later`` ones (kept while they could not be saved)."""
-        jobs = {job.id: job for job in [*self.jobs, *later.jobs]}  # a job's record is its state
-        return Changes(
-            self.objects + later.objects, list(jobs.values()), self.events + later.events
-        )
-
-    def __bool__(self) -> bool:
-        return bool(self.objects or self.jobs or self.events)
-
 
 @dataclass(frozen=True)
 class EngineConfig:
     min_timeout_seconds: int = 60  # AWS's floor; the local runtime may lower it for tests
     min_state_limit_seconds: int = 600  # of jobStateTimeLimitActions' maxTimeSeconds, likewise
+    spot_notice_dir: str = "/tmp"  # where a spot rehearsal's notices go (the runtime's own)
 
 
 class Engine(ObjectOperations):
@@ -80,7 +62,8 @@ class Engine(ObjectOperations):
         self._submitted: deque[JobState] = deque()
         self._tasks: dict[str, JobState] = {}  # task id -> job with that attempt in flight
         self._used: dict[str, Resources] = {}  # compute environment -> what is reserved
-        self._deadlines: list[tuple[int, str]] = []  # (epoch ms, task id) attempt timeouts
+        # (epoch ms, task id, what): an attempt's timeout, its spot notice and its end
+        self._deadlines: list[tuple[int, str, str]] = []
         self._limit_timers: list[tuple[int, str]] = []  # (epoch ms, job id) state time limits
         self._actions: list[Action] = []
         self._seq = 0
@@ -200,14 +183,14 @@ class Engine(ObjectOperations):
             else:
                 self._stop(target, reason, "terminate")
 
-    def _stop(self, job: JobState, reason: str, kind: str) -> None:
+    def _stop(self, job: JobState, reason: str, kind: str, grace_ms: int | None = None) -> None:
         task = job.task
         if task is None or task.stop_kind is not None:
             return
         task.stop_reason, task.stop_kind = reason, kind
         self._touch(job)
         if task.pid is not None:
-            self._actions.append(StopAttempt(task.task_id, task.pid, reason))
+            self._actions.append(StopAttempt(task.task_id, task.pid, reason, grace_ms))
         # else: stopped as soon as it reports started
 
     # ------------------------------------------------------------------ events
@@ -228,8 +211,31 @@ class Engine(ObjectOperations):
                 self._maybe_runnable(node)
         if task.stop_kind is not None:
             self._actions.append(StopAttempt(task_id, pid, task.stop_reason or ""))
-        elif job.spec.timeout_seconds:
-            heapq.heappush(self._deadlines, (now + job.spec.timeout_seconds * 1000, task_id))
+        else:
+            self._arm(job)
+
+    def _arm(self, job: JobState) -> None:
+        """The timers of an attempt that started: its timeout, a spot rehearsal's notice."""
+        task = job.task
+        assert task is not None and task.started_at is not None
+        if job.spec.timeout_seconds:
+            due = task.started_at + job.spec.timeout_seconds * 1000
+            heapq.heappush(self._deadlines, (due, task.task_id, "timeout"))
+        reclaim = self._interruption(job)
+        if reclaim is not None:
+            heapq.heappush(
+                self._deadlines, (task.started_at + reclaim.after_ms, task.task_id, "notice")
+            )
+            heapq.heappush(
+                self._deadlines, (task.started_at + reclaim.term_after_ms, task.task_id, "spot")
+            )
+
+    def _interruption(self, job: JobState) -> spot.Interruption | None:
+        """When spot reclaims the instance of ``job``'s attempt, on a rehearsing environment."""
+        ce = self.registry.ces.get(job.ce or "")
+        if ce is None or job.task is None:
+            return None
+        return spot.interruption(ce, f"{job.spec.name}/{job.index}/{job.node}/{job.task.number}")
 
     def attempt_exited(
         self,
@@ -264,7 +270,7 @@ class Engine(ObjectOperations):
                 self._maybe_runnable(job)
         elif exit_code == 0 and task.stop_kind is None and not oom:
             self._set_status(job, "SUCCEEDED", status_reason)
-        elif task.stop_kind is None and job.spec.retry.should_retry(
+        elif task.stop_kind in (None, "spot") and job.spec.retry.should_retry(
             task.number, status_reason, container_reason, exit_code
         ):
             job.status_reason = status_reason
@@ -304,10 +310,20 @@ class Engine(ObjectOperations):
         """Advance: fire due timeouts, admit submitted jobs, place runnable ones."""
         now = self.clock()
         while self._deadlines and self._deadlines[0][0] <= now:
-            _, task_id = heapq.heappop(self._deadlines)
+            _, task_id, what = heapq.heappop(self._deadlines)
             job = self._tasks.get(task_id)
-            if job is not None and job.task is not None and job.task.task_id == task_id:
+            if job is None or job.task is None or job.task.task_id != task_id:
+                continue
+            reclaim = self._interruption(job) if what != "timeout" else None
+            if what == "timeout":
                 self._stop(job, TIMEOUT_REASON, "timeout")
+            elif reclaim is not None and what == "notice":
+                path = spot.notice_path(self.config.spot_notice_dir, task_id)
+                self._actions.append(
+                    WriteNotice(task_id, path, reclaim.notice(job.task.started_at or now))
+                )
+            elif reclaim is not None:
+                self._stop(job, reclaim.reason, "spot", reclaim.grace_ms)
         while self._limit_timers and self._limit_timers[0][0] <= now:
             heapq.heappop(self._limit_timers)  # they only wake the loop: the check is below
         while self._submitted:
@@ -431,13 +447,16 @@ class Engine(ObjectOperations):
         job.task = task
         self._tasks[task_id] = job
         self._set_status(job, "STARTING")
+        env = job.environment(jobdef, task.number)
+        if self._interruption(job) is not None:  # where the instance-action notice will be
+            env[spot.NOTICE_ENV] = spot.notice_path(self.config.spot_notice_dir, task_id)
         self._actions.append(
             StartAttempt(
                 task_id=task_id,
                 job_id=job.id,
                 attempt=task.number,
                 argv=tuple(job.command(jobdef)),
-                env=job.environment(jobdef, task.number),
+                env=env,
                 memory_mib=job.spec.resources.memory_mib,
                 vcpu_milli=job.spec.resources.vcpu_milli,
                 log_stream=task.log_stream,
@@ -564,37 +583,10 @@ class Engine(ObjectOperations):
         """Rebuild the state from persisted records (parents before their children)."""
         for kind, data in objects:
             self.registry.load(kind, data)
-        for job_id, rec in jobs:
-            parent_ref = parent_id(job_id)
-            parent = self.jobs[parent_ref] if parent_ref else None
-            job = JobState.from_record(job_id, rec, parent)
-            self.jobs[job_id] = job
-            self._seq = max(self._seq, job.seq)
-            if parent is not None:
-                parent.children.append(job)
-        for job in self.jobs.values():
-            if job.is_multinode_parent:
-                job.children.sort(key=lambda c: c.node or 0)
-            elif job.is_parent:
-                job.children.sort(key=lambda c: c.index or 0)
-                job.summary = dict.fromkeys(STATUSES, 0)
-                for child in job.children:
-                    job.summary[child.status] += 1
-            if job.status == "SUBMITTED" and job.parent is None:
-                self._submitted.append(job)
-            elif job.status == "RUNNABLE" and not job.is_parent:
-                self._runnable.setdefault(job.spec.queue, {})[job.id] = job
-            elif job.status in ACTIVE and job.task is not None:
-                self._tasks[job.task.task_id] = job
-                self._used[job.ce or ""] = self._used.get(job.ce or "", NONE) + job.spec.resources
-                if job.task.started_at and job.spec.timeout_seconds and job.task.stop_kind is None:
-                    heapq.heappush(
-                        self._deadlines,
-                        (job.task.started_at + job.spec.timeout_seconds * 1000, job.task.task_id),
-                    )
-        for queue in self._runnable.values():
-            ordered = sorted(queue.values(), key=lambda j: j.seq)
-            queue.clear()
-            queue.update((j.id, j) for j in ordered)
+        state = rebuild(jobs)
+        self.jobs, self._seq, self._submitted = state.jobs, state.seq, state.submitted
+        self._runnable, self._tasks, self._used = state.runnable, state.tasks, state.used
+        for job in state.started:
+            self._arm(job)
         self._changes = Changes()
         self._changed_jobs = {}

@@ -11,12 +11,14 @@ from batchbook.engine.nodes import check_node_properties
 from batchbook.engine.resources import (
     GPU_TAG,
     MEMORY_TAG,
+    SPOT_CAPACITY_TAG,
     Resources,
     environment_capacity,
     job_resources,
     spot_granted,
 )
 from batchbook.engine.retry import RetryStrategy
+from batchbook.engine.spot import check_tags as check_spot_tags
 from batchbook.engine.statelimits import MAX_TIME_SECONDS, check_state_limits
 from batchbook.engine.unsupported import refuse_unsupported
 from batchbook.errors import ClientError
@@ -115,7 +117,8 @@ class Registry:
             )
 
     def _check_local_tags(self, tags: dict[str, str] | None) -> None:
-        for key in (MEMORY_TAG, GPU_TAG):
+        check_spot_tags(tags or {})
+        for key in (MEMORY_TAG, GPU_TAG, SPOT_CAPACITY_TAG):
             if tags and key in tags:
                 value = tags[key]
                 if not (str(value).isascii() and str(value).isdigit()):

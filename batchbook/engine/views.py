@@ -41,7 +41,7 @@ def attempt_detail(
     stopped (terminate, timeout), killed for memory (exit 137), lost (no exit code), or exited;
     ``usage`` (peak memory, CPU time) is the local engine's own, left out of DescribeJobs."""
     container_reason = None
-    if task.stop_kind in ("terminate", "restart"):
+    if task.stop_kind in ("terminate", "restart", "spot"):
         status_reason = task.stop_reason or "Terminated"
     elif task.stop_kind == "timeout":
         status_reason = TIMEOUT_REASON

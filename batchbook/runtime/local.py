@@ -27,7 +27,15 @@ from typing import Any
 
 import psutil
 
-from batchbook.engine import Changes, Engine, EngineConfig, Host, StartAttempt, StopAttempt
+from batchbook.engine import (
+    Changes,
+    Engine,
+    EngineConfig,
+    Host,
+    StartAttempt,
+    StopAttempt,
+    WriteNotice,
+)
 from batchbook.errors import ClientError, StateDirInUse, StorageFull
 from batchbook.home import default_state_dir, private_dir, private_opener
 from batchbook.runtime.launcher import Launcher
@@ -99,7 +107,8 @@ class LocalBatch:
             cpus=cpus or os.cpu_count() or 1,
             memory_mib=memory_mib or psutil.virtual_memory().total // (1 << 20),
         )
-        config = EngineConfig(min_timeout_seconds, min_state_limit_seconds)
+        notices = private_dir(self.state_dir / "spot")  # a spot rehearsal's notices
+        config = EngineConfig(min_timeout_seconds, min_state_limit_seconds, str(notices))
         self.engine = Engine(now_ms, host, config)
         self.db = StateDB(self.state_dir / "state.db")
         self.engine.load(*self.db.load())
@@ -343,7 +352,10 @@ class LocalBatch:
                         self.launcher.launch(action)
                     elif isinstance(action, StopAttempt):
                         signal_group(action.pid, signal.SIGTERM)
-                        self._kill_at[action.task_id] = (now_ms() + self.kill_grace_ms, action.pid)
+                        grace = self.kill_grace_ms if action.grace_ms is None else action.grace_ms
+                        self._kill_at[action.task_id] = (now_ms() + grace, action.pid)
+                    elif isinstance(action, WriteNotice):
+                        write_notice(action.path, action.text)
                 # Starts go out before the commit, so the fork server works while SQLite does.
                 # Safe: if this process dies before the commit, the fork server (its stdin
                 # closed) kills every attempt it started, and the reopened engine retries them.
@@ -451,3 +463,15 @@ def _install_operations() -> None:
 
 
 _install_operations()
+
+
+def write_notice(path: str, text: str) -> None:
+    """A spot rehearsal's instance-action notice, whole or not at all (the job polls it)."""
+    partial = f"{path}.part"
+    try:
+        with open(partial, "w") as f:
+            f.write(text)
+        os.replace(partial, path)
+    except OSError:  # a full disk: the attempt meets its interruption without the warning
+        with contextlib.suppress(OSError):
+            os.unlink(partial)

@@ -1,0 +1,92 @@
+"""A map on a spot compute environment that rehearses interruptions, with real processes:
+each input's first attempt gets EC2's notice in the file BATCHBOOK_SPOT_NOTICE_FILE names,
+is stopped as its instance goes, and the map's retry rules (a lost host is retried without
+counting against retries=) carry every input through. Deterministic with the seed."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import batchbook as batch
+from batchbook.engine.spot import interruption
+from batchbook.functions.backend import LOCAL_INSTANCE_ROLE, Backend
+from batchbook.server.discovery import stop_service
+from tests.server.conftest import start
+
+NAME = "spotted"
+RATE = "700"  # interruptions per instance-hour: about one every 5 s
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    state = tmp_path_factory.mktemp("spot") / "state"
+    start(state)
+    yield batch.use(state_dir=state)
+    stop_service(state)
+
+
+def watches_for_the_notice(x: int, folder: str) -> int:
+    """Works for 1.5 s; on a notice, keeps it (as a checkpoint would be kept) and waits."""
+    notice = Path(os.environ["BATCHBOOK_SPOT_NOTICE_FILE"])
+    attempt = os.environ["AWS_BATCH_JOB_ATTEMPT"]
+    end = time.monotonic() + 1.5
+    while time.monotonic() < end:
+        if notice.exists():
+            Path(folder, f"{x}-{attempt}").write_text(notice.read_text())
+            time.sleep(120)  # until the instance goes (SIGTERM)
+        time.sleep(0.01)
+    return x * 10
+
+
+def seed_for(ce: dict[str, object], inputs: int) -> str:
+    """A seed whose draws interrupt each input's first attempt early and spare its second."""
+    for seed in range(100_000):
+        tagged = {**ce, "tags": {**ce["tags"], "batchbook:spotSeed": str(seed)}}  # type: ignore[dict-item]
+        first = [interruption(tagged, f"{NAME}/{i}/None/1") for i in range(inputs)]
+        second = [interruption(tagged, f"{NAME}/{i}/None/2") for i in range(inputs)]
+        if all(f and f.after_ms < 300 for f in first) and all(
+            s and s.after_ms > 8000 for s in second
+        ):
+            return str(seed)
+    raise AssertionError("no seed found")
+
+
+def test_a_map_survives_spot_interruptions_rehearsed_with_a_seed(
+    backend: Backend, tmp_path: Path
+) -> None:
+    ce = {
+        "computeResources": {"type": "SPOT"},
+        "tags": {"batchbook:spotInterruptionsPerHour": RATE, "batchbook:spotNoticeSeconds": "31"},
+    }
+    seed = seed_for(ce, 2)
+    backend.batch.create_compute_environment(
+        computeEnvironmentName="reclaimed",
+        type="MANAGED",
+        computeResources={"type": "SPOT", "minvCpus": 0, "maxvCpus": 2,
+                          "instanceRole": LOCAL_INSTANCE_ROLE},
+        tags={**ce["tags"], "batchbook:spotSeed": seed},  # type: ignore[dict-item]
+    )  # fmt: skip
+    backend.batch.create_job_queue(
+        jobQueueName="spot", priority=1,
+        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": "reclaimed"}],
+    )  # fmt: skip
+    job = batch.map(
+        watches_for_the_notice, [0, 1], [str(tmp_path)] * 2, chunksize=1, queue="spot", name=NAME
+    )
+    frame = job.wait(timeout=120, progress=False).to_frame()
+    assert frame["result"].tolist() == [0, 10]  # retries=0: the lost hosts did not count
+    assert frame["attempts"].tolist() == [2, 2]
+    tagged = {**ce, "tags": {**ce["tags"], "batchbook:spotSeed": seed}}
+    for i, child in enumerate(backend.describe(job.chunk_job_ids)):
+        planned = interruption(tagged, f"{NAME}/{i}/None/1")  # type: ignore[arg-type]
+        assert planned is not None
+        assert child["attempts"][0]["statusReason"] == planned.reason  # Host EC2 (i-...)
+        notice = json.loads((tmp_path / f"{i}-1").read_text())  # the worker read the notice
+        assert notice["action"] == "terminate" and notice["time"].endswith("Z")
+        assert not (tmp_path / f"{i}-2").exists()  # the second attempt was spared
