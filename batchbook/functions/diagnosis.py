@@ -151,7 +151,14 @@ def _pending(backend: Backend, job: dict[str, Any]) -> Diagnosis:
         for dep in deps
     ]
     failed = [d for d in deps if found.get(d, {}).get("status") == "FAILED"]
-    waiting = [d for d in deps if found.get(d, {}).get("status") not in FINAL]
+    missing = [d for d in deps if d not in found]
+    waiting = [d for d in deps if d in found and found[d]["status"] not in FINAL]
+    if missing:
+        summary = f"it depends on {missing[0]}, which Batch does not have: it will wait forever"
+        return Diagnosis(
+            job["jobId"], job["jobName"], job["status"], summary, UNDETERMINED, evidence,
+            [f"aws batch terminate-job --job-id {job['jobId']} --reason 'its dependency is gone'"],
+        )  # fmt: skip
     if failed:
         summary = f"dependency {failed[0]} failed: it will fail too (Dependent Job failed)"
     elif waiting:
