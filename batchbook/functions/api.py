@@ -41,6 +41,8 @@ def map(
     depends_on: Iterable[MapJob | Job | str] | MapJob | Job | str | None = None,
     max_failures: int | None = None,
     budget: float | None = None,
+    reuse: bool = False,
+    timeout_per_input: float | None = None,
     wait: bool = False,
 ) -> MapJob:
     """Run ``func`` over the inputs as one array job; the returned MapJob has the results.
@@ -74,8 +76,15 @@ def map(
         depends_on=depends_on,
         max_failures=max_failures,
         budget=budget,
+        reuse=reuse,
+        timeout_per_input=timeout_per_input,
     )
-    job = MapJob(*submit_run(func, args, {}, options, source=source))
+    backend, manifest = submit_run(func, args, {}, options, source=source)
+    reused = manifest.pop("reused", False)
+    job = MapJob(backend, manifest)
+    job.reused = reused
+    if reused:
+        return job  # as it was submitted, with its own guards
     if max_failures is not None or budget is not None:
         Guard(job, job.cancel, max_failures, options.budget).start()
     if wait:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import html
-import math
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -16,18 +15,16 @@ from typing import TYPE_CHECKING, Any
 
 from batchbook import display
 from batchbook.errors import (
-    BatchbookError,
     ClientError,
-    EnvironmentMismatch,
     JobCannotRun,
     JobFailed,
     RemoteError,
     ResourceNotFound,
-    SerializationError,
 )
 from batchbook.functions.diagnosis import Diagnosis, diagnose
 from batchbook.functions.frame import FRAME_COLUMNS, column_names, describe_error, never_starts
 from batchbook.functions.guard import Guard
+from batchbook.functions.inputerrors import input_error
 from batchbook.functions.inputlogs import input_logs
 from batchbook.functions.ledger import read_ledger, record_deleted
 from batchbook.functions.payload import (
@@ -43,16 +40,11 @@ from batchbook.functions.runstate import RunState
 from batchbook.functions.snapshot import InputRow, Snapshot, input_row, page_children, place_inputs
 from batchbook.functions.submission import resubmit
 from batchbook.functions.watcher import shared_snapshot, watcher
-from batchbook.functions.worker import EXIT_STORE
 from batchbook.vocabulary import (
-    ESSENTIAL_EXITED,
     FINAL,
-    LOG_GROUP,
     MAX_DESCRIBE_JOBS,
     NEVER_STARTS,
-    OOM_REASON,
     STATUSES,
-    oom_usage,
 )
 from batchbook.wording import count
 
@@ -63,17 +55,13 @@ if TYPE_CHECKING:
 PROGRESS_SECONDS = 0.25
 SNAPSHOT_SECONDS = 0.5  # how old a snapshot status() and repr may show
 WHY_SECONDS = 2.0  # how often wait() asks why a map that has not started waits
+
+
 # to_frame's columns and the dtype each is built with (object: values exactly as they are)
-# the worker's failures of batchbook's own, by stage: the result could not be pickled, the
-# worker does not run the interpreter the function was pickled in
-STAGE_ERRORS: dict[Any, type[BatchbookError]] = {
-    "result": SerializationError,
-    "environment": EnvironmentMismatch,
-}
-
-
 class MapJob(RunState):
     """One ``batch.map``: an array job whose child *i* runs chunk *i* of the inputs."""
+
+    reused = False  # given back by reuse=True instead of submitted again
 
     def status(self) -> dict[str, int]:
         """How many inputs are in each status (Batch's names; SUCCEEDED means a value is back),
@@ -305,46 +293,7 @@ class MapJob(RunState):
     def _error(
         self, index: int, status: str, outcome: Outcome | None, detail: dict[str, Any] | None
     ) -> Exception:
-        if outcome is not None and not outcome.ok:
-            e = outcome.error()
-            stage = STAGE_ERRORS.get(e.get("stage"))  # batchbook's own failure, not the function's
-            if stage is not None:
-                return stage(f"input {index}: {e['message']}")
-            return RemoteError(index, e["type"], e["message"], e["traceback"])
-        if status not in FINAL:
-            return JobFailed(f"input {index}: not finished ({status})")
-        detail = detail or self._parent
-        reason = detail.get("statusReason", "no result")
-        code = (detail.get("container") or {}).get("exitCode")
-        if reason == ESSENTIAL_EXITED and code == EXIT_STORE:
-            reason = (
-                f"the worker could not read this run from the object store "
-                f"{self.backend.store.url} (see .logs({index}))"
-            )
-        elif reason == ESSENTIAL_EXITED and code:
-            reason = f"the worker exited with code {code} before this input finished (see .logs({index}))"
-        elif reason == OOM_REASON:
-            reason += self._memory_used(detail)
-        return JobFailed(f"input {index}: {reason}")
-
-    def _memory_used(self, detail: dict[str, Any]) -> str:
-        """What an attempt killed for memory used, against its limit (from its log's last line)."""
-        limit = self.manifest["options"]["memoryMiB"]
-        stream = (detail.get("container") or {}).get("logStreamName")
-        last = []
-        if stream:
-            last = self.backend.logs.get_log_events(
-                logGroupName=LOG_GROUP, logStreamName=stream, startFromHead=False, limit=1
-            )["events"]
-        usage = oom_usage(last[0]["message"]) if last else None
-        if usage is None:  # AWS does not say what was used
-            return f' (its limit was {limit} MiB): ask for more, e.g. memory="{2 * limit} MiB"'
-        used, limit = usage
-        more = 1 << math.ceil(math.log2(used * 1.2))
-        return (
-            f" (it used {used} MiB, over its limit of {limit} MiB): ask for more, "
-            f'e.g. memory="{more} MiB"'
-        )
+        return input_error(self, index, status, outcome, detail)
 
     def result_of_final(self, detail: dict[str, Any], index: int) -> Any:
         """The result of input ``index`` of a one-chunk map, given its final DescribeJobs detail."""
@@ -578,8 +527,15 @@ class MapJob(RunState):
         return follow_up
 
     # ------------------------------------------------------------------ display
+    @property
+    def run_id(self) -> str:
+        """The run's id (``batch.attach(run_id)`` gives it back in any kernel)."""
+        return self.id
+
     def __repr__(self) -> str:
         try:
+            if self.reused:
+                return f"{self.snapshot()!r} (reused run {self.id}: same code, inputs and options)"
             return repr(self.snapshot())
         except ResourceNotFound:
             return f"<MapJob {self.name} ({count(self.size, 'input')}, job {self.job_id}): deleted>"

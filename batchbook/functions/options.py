@@ -43,6 +43,8 @@ class RunOptions:
     depends_on: tuple[str, ...] = ()
     max_failures: int | None = None
     budget: float | None = None  # USD: the estimate must be below it, and the running cost
+    reuse: bool = False  # give back the run of the same code, inputs and options (reuse.py)
+    timeout_per_input: float | None = None  # seconds, enforced by the worker for each input
 
     @classmethod
     def checked(
@@ -61,6 +63,8 @@ class RunOptions:
         depends_on: Any = None,
         max_failures: int | None = None,
         budget: float | None = None,
+        reuse: bool = False,
+        timeout_per_input: float | None = None,
     ) -> RunOptions:
         """The options as given to ``batch.map``; a ClientError names the first bad one."""
         if chunksize is not None:
@@ -75,6 +79,16 @@ class RunOptions:
             or not 0 < budget < float("inf")
         ):
             raise ClientError(f"budget: {budget!r:.40} is not an amount of USD above 0")
+        if timeout_per_input is not None and (
+            isinstance(timeout_per_input, bool)
+            or not isinstance(timeout_per_input, int | float)
+            or not 0 < timeout_per_input < 366 * 86_400
+        ):
+            raise ClientError(
+                f"timeout_per_input: {timeout_per_input!r:.40} is not a number of seconds above 0"
+            )
+        if not isinstance(reuse, bool):
+            raise ClientError(f"reuse: {reuse!r:.40} is not True or False")
         return cls(
             chunksize=chunksize,
             name=name,
@@ -89,6 +103,8 @@ class RunOptions:
             depends_on=dependency_ids(depends_on),
             max_failures=max_failures,
             budget=float(budget) if budget is not None else None,
+            reuse=reuse,
+            timeout_per_input=float(timeout_per_input) if timeout_per_input else None,
         )
 
     @classmethod

@@ -29,6 +29,7 @@ from batchbook.functions.payload import (
     to_json,
 )
 from batchbook.functions.pickling import dumps, pickle_function, sources
+from batchbook.functions.reuse import record_reusable, reusable_run, reuse_key
 from batchbook.functions.worker import EXIT_FAILED, EXIT_FINAL, EXIT_STORE
 from batchbook.vocabulary import MAX_ATTEMPTS
 
@@ -79,6 +80,16 @@ def submit_run(
         auto = options.chunksize is None and n > 1
         parallelism = _parallelism(backend, queue, options.vcpus) if auto else 1
         bounds = chunk_bounds(n, options.chunksize, parallelism)
+    inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
+    key = reuse_key(
+        func, function_bytes, sources(filenames), kwargs_bytes,
+        f"results of run {source.id}" if source else inputs_bytes,
+        options, queue, bounds[0][1] - bounds[0][0],
+    )  # fmt: skip
+    if options.reuse:
+        found = reusable_run(backend.store, key)
+        if found is not None and _reusable(backend, found):
+            return backend, {**found, "reused": True}
     # what its attempts will be counted at; with a budget, the estimate it must stay under
     # (BudgetExceeded here: nothing is stored or submitted)
     if options.budget is not None and args is None:
@@ -95,7 +106,6 @@ def submit_run(
         basis, figures = held.basis(), held.summary()
     else:
         basis = default_basis(backend, options, queue, len(bounds))
-    inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
     here = backend.check_environment(environment.modules_used(func))  # the worker checks too
 
     # ---- the run goes to the store, then one job to Batch
@@ -126,7 +136,9 @@ def submit_run(
             "env": options.env,
             "maxFailures": options.max_failures,
             "budget": options.budget,
+            "timeoutPerInput": options.timeout_per_input,
         },
+        "reuseKey": key,
         "cost": {"basis": basis.to_json() if basis else None, "estimate": figures},
     }
     store = backend.store
@@ -139,6 +151,7 @@ def submit_run(
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     ledger = {k: manifest[k] for k in LEDGER_FIELDS} | {"jobId": None}
     record_run(store, ledger)  # pending: a client killed before the next line still finds it
+    record_reusable(store, key, run_id)
     try:
         manifest["jobId"] = ledger["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
@@ -147,6 +160,14 @@ def submit_run(
         raise
     record_run(store, ledger)
     return backend, manifest
+
+
+def _reusable(backend: Backend, manifest: dict[str, Any]) -> bool:
+    """Whether a stored run may stand for a new one: submitted, and running or succeeded."""
+    if not manifest.get("jobId"):
+        return False
+    found = backend.describe([manifest["jobId"]])
+    return bool(found) and found[0]["status"] != "FAILED"
 
 
 # Attempts a map's job gets beyond its inputs' retries, for failures that are not theirs

@@ -25,6 +25,7 @@ import time
 import traceback
 from typing import Any
 
+from batchbook.functions.checkpoints import working_on
 from batchbook.functions.keptoutput import OutputKeeper
 from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
@@ -126,6 +127,10 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         if n >= runs_allowed or not _retryable(earlier[i][-1], retry_on)
     }
     done |= spent
+    current = working_on(store, manifest)  # for batch.checkpoint and batch.restore
+    per_input = manifest["options"].get("timeoutPerInput")
+    if per_input:
+        func = _with_deadline(func, per_input)
     flushes = 0  # this attempt's result objects so far
     failed = retryable = 0
     lines = _LineCounter()
@@ -141,6 +146,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         if index in done:
             continue
         began, log_start = clock() // 1_000_000, mark()
+        current[0] = index
         try:
             value = func(*args, **kwargs)
             kind = type(value)
@@ -220,6 +226,26 @@ class _Counted:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _with_deadline(func: Any, seconds: float) -> Any:
+    """``func``, made to raise TimeoutError in an input that runs past ``seconds``."""
+    import signal
+
+    def expired(_signum: int, _frame: Any) -> None:
+        raise TimeoutError(f"the input ran past its timeout_per_input of {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, expired)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        __tracebackhide__ = True
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+    return timed
 
 
 def _error_payload(e: BaseException, retryable: bool = True) -> bytes:

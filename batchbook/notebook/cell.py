@@ -29,6 +29,12 @@ class CellCode:
     assigns: tuple[str, ...]
     sources: dict[str, str] = field(default_factory=dict)
 
+    def reuse_identity(self) -> bytes:
+        """What the cell is for ``reuse``: its text and values, not its execution count."""
+        return pickle.dumps(
+            (self.source, sorted(self.values.items()), self.assigns, sorted(self.sources.items()))
+        )
+
 
 def run_cell(code: CellCode, index: int, item: Any = None) -> dict[str, Any]:
     """Run the cell with BATCH_INDEX = ``index`` and BATCH_ITEM = ``item``; the values of the

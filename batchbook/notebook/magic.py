@@ -78,6 +78,11 @@ class BatchMagics(Magics):
     )
     @magic_arguments.argument("--detach", action="store_true", help="the same as --no-wait")
     @magic_arguments.argument(
+        "--no-reuse",
+        action="store_true",
+        help="submit again even when this cell ran with the same values before",
+    )
+    @magic_arguments.argument(
         "--out", metavar="NAME", help="keep the job's MapJob in the notebook variable NAME"
     )
     @magic_arguments.argument(
@@ -147,7 +152,13 @@ class BatchMagics(Magics):
             retries=args.retries,
             timeout=args.timeout,
             depends_on=[self._dependency(j) for j in args.depends_on or []] or None,
+            reuse=not args.no_reuse,  # running the cell again does not pay twice
         )
+        if job.reused:
+            print(
+                f"[batch] reused {job.name} (run {job.run_id}): this cell ran with the same "
+                "code and values before; --no-reuse submits it again"
+            )
         self._cells[job.id] = items is not None
         if args.out:
             self.ns[args.out] = job

@@ -22,6 +22,23 @@ def test_a_cell_takes_what_it_reads_and_brings_back_what_it_assigns(kernel: Kern
     assert kernel.value("[total, root, 'math' in dir()]") == [50, math.sqrt(50), False]
 
 
+def test_running_a_cell_again_does_not_pay_twice(kernel: Kernel) -> None:
+    kernel.ok("seed = 11")
+    cell = "%%batch --quiet\nimport random\ndraw = random.Random(seed).random()"
+    first = kernel.ok(cell)
+    assert "[batch] reused" not in first.stdout
+    drawn = kernel.value("draw")
+    kernel.ok("draw = None")
+    again = kernel.ok(cell)  # the same cell, the same values: the run it made is given back
+    assert "[batch] reused cell-" in again.stdout and "--no-reuse submits it again" in again.stdout
+    assert kernel.value("draw") == drawn
+    kernel.ok("seed = 12")
+    changed = kernel.ok(cell)  # a value it reads changed: a new run
+    assert "[batch] reused" not in changed.stdout and kernel.value("draw") != drawn
+    forced = kernel.ok(cell.replace("--quiet", "--quiet --no-reuse"))
+    assert "[batch] reused" not in forced.stdout
+
+
 def test_an_unpicklable_assignment_stays_behind_and_the_others_come_back(kernel: Kernel) -> None:
     out = kernel.ok("%%batch --quiet\nimport threading\nlock = threading.Lock()\nvalue = 3")
     assert "[batch] not brought back, as they cannot be pickled: lock (lock:" in out.stdout
@@ -160,6 +177,7 @@ def test_help_documents_each_option(kernel: Kernel) -> None:
     for option in (
         "--name", "--queue", "--vcpus", "--memory", "--gpus", "--array", "--over",
         "--depends-on", "--retries", "--timeout", "--no-wait", "--detach", "--out", "--stream",
+        "--no-reuse",
     ):  # fmt: skip
         assert option in doc, option
     assert "%batch logs JOB" in doc
