@@ -64,6 +64,7 @@ class Engine(ObjectOperations):
         self._used: dict[str, Resources] = {}  # compute environment -> what is reserved
         # (epoch ms, task id, what): an attempt's timeout, its spot notice and its end
         self._deadlines: list[tuple[int, str, str]] = []
+        self._reclaims: dict[str, spot.Interruption] = {}  # task id -> its spot interruption
         self._limit_timers: list[tuple[int, str]] = []  # (epoch ms, job id) state time limits
         self._actions: list[Action] = []
         self._seq = 0
@@ -221,21 +222,15 @@ class Engine(ObjectOperations):
         if job.spec.timeout_seconds:
             due = task.started_at + job.spec.timeout_seconds * 1000
             heapq.heappush(self._deadlines, (due, task.task_id, "timeout"))
-        reclaim = self._interruption(job)
-        if reclaim is not None:
+        reclaim = spot.for_attempt(self.registry.ces.get(job.ce or ""), job)
+        if reclaim is not None:  # drawn once: a change of the tags meanwhile does not move it
+            self._reclaims[task.task_id] = reclaim
             heapq.heappush(
                 self._deadlines, (task.started_at + reclaim.after_ms, task.task_id, "notice")
             )
             heapq.heappush(
                 self._deadlines, (task.started_at + reclaim.term_after_ms, task.task_id, "spot")
             )
-
-    def _interruption(self, job: JobState) -> spot.Interruption | None:
-        """When spot reclaims the instance of ``job``'s attempt, on a rehearsing environment."""
-        ce = self.registry.ces.get(job.ce or "")
-        if ce is None or job.task is None:
-            return None
-        return spot.interruption(ce, f"{job.spec.name}/{job.index}/{job.node}/{job.task.number}")
 
     def attempt_exited(
         self,
@@ -249,6 +244,7 @@ class Engine(ObjectOperations):
     ) -> None:
         """An attempt ended: ``exit_code`` None means it was lost with ``reason``."""
         job = self._tasks.pop(task_id, None)
+        self._reclaims.pop(task_id, None)
         if job is None or job.task is None:
             return
         task, job.task = job.task, None
@@ -270,7 +266,7 @@ class Engine(ObjectOperations):
                 self._maybe_runnable(job)
         elif exit_code == 0 and task.stop_kind is None and not oom:
             self._set_status(job, "SUCCEEDED", status_reason)
-        elif task.stop_kind in (None, "spot") and job.spec.retry.should_retry(
+        elif self._retries_after(job, task) and job.spec.retry.should_retry(
             task.number, status_reason, container_reason, exit_code
         ):
             job.status_reason = status_reason
@@ -279,6 +275,12 @@ class Engine(ObjectOperations):
                 self._restart_child_nodes(job, status_reason)
         else:
             self._fail(job, status_reason)
+
+    @staticmethod
+    def _retries_after(job: JobState, task: Task) -> bool:
+        """Whether an ended attempt may be retried at all: one the worker ended, or one whose
+        spot instance went (not terminated meanwhile: a terminated job is never retried)."""
+        return task.stop_kind is None or (task.stop_kind == "spot" and not job.is_terminated)
 
     def attempt_lost(self, task_id: str, reason: str) -> None:
         self.attempt_exited(task_id, None, reason=reason)
@@ -314,7 +316,7 @@ class Engine(ObjectOperations):
             job = self._tasks.get(task_id)
             if job is None or job.task is None or job.task.task_id != task_id:
                 continue
-            reclaim = self._interruption(job) if what != "timeout" else None
+            reclaim = self._reclaims.get(task_id)
             if what == "timeout":
                 self._stop(job, TIMEOUT_REASON, "timeout")
             elif reclaim is not None and what == "notice":
@@ -448,7 +450,9 @@ class Engine(ObjectOperations):
         self._tasks[task_id] = job
         self._set_status(job, "STARTING")
         env = job.environment(jobdef, task.number)
-        if self._interruption(job) is not None:  # where the instance-action notice will be
+        if (
+            spot.for_attempt(self.registry.ces.get(job.ce or ""), job) is not None
+        ):  # where the instance-action notice will be
             env[spot.NOTICE_ENV] = spot.notice_path(self.config.spot_notice_dir, task_id)
         self._actions.append(
             StartAttempt(

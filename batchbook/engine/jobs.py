@@ -96,7 +96,7 @@ class Task:
     pid_start: int | None = None  # process start time, to recognise the pid after a restart
     started_at: int | None = None
     stop_reason: str | None = None  # set when we asked the process to stop
-    stop_kind: str | None = None  # "timeout" or "terminate"
+    stop_kind: str | None = None  # "timeout", "terminate", "restart" (a child node) or "spot"
 
     def to_record(self) -> dict[str, Any]:
         return dict(self.__dict__)

@@ -20,6 +20,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from batchbook.engine.jobs import JobState
+
 RATE_TAG = "batchbook:spotInterruptionsPerHour"
 SEED_TAG = "batchbook:spotSeed"
 NOTICE_TAG = "batchbook:spotNoticeSeconds"
@@ -78,15 +80,24 @@ def interruption(ce: dict[str, Any], key: str) -> Interruption | None:
     return Interruption(after, notice, f"i-{rng.getrandbits(68):017x}")
 
 
+def for_attempt(ce: dict[str, Any] | None, job: JobState) -> Interruption | None:
+    """The interruption ``job``'s attempt in flight meets in ``ce`` (None: none, or no spot)."""
+    if ce is None or job.task is None:
+        return None
+    return interruption(ce, f"{job.spec.name}/{job.index}/{job.node}/{job.task.number}")
+
+
 def check_tags(tags: dict[str, str]) -> None:
     """ClientError naming the tag, unless the rehearsal's tags are numbers it can use."""
     from batchbook.errors import ClientError
 
-    for tag, low in ((RATE_TAG, 0.0), (NOTICE_TAG, 0.0)):
+    for tag, high in ((RATE_TAG, 1e6), (NOTICE_TAG, 86_400.0)):
         if tag in tags:
             try:
                 value = float(tags[tag])
             except ValueError:
                 value = -1
-            if not value >= low or value != value:
-                raise ClientError(f"tags.{tag}: {tags[tag]!r:.40} is not a number >= {low:g}")
+            if not 0 <= value <= high:  # NaN and infinities too
+                raise ClientError(
+                    f"tags.{tag}: {tags[tag]!r:.40} is not a number from 0 to {high:g}"
+                )

@@ -41,7 +41,10 @@ def attempt_detail(
     stopped (terminate, timeout), killed for memory (exit 137), lost (no exit code), or exited;
     ``usage`` (peak memory, CPU time) is the local engine's own, left out of DescribeJobs."""
     container_reason = None
-    if task.stop_kind in ("terminate", "restart", "spot"):
+    if task.stop_kind == "spot":  # its host went: no exit code, as with any lost host
+        exit_code, status_reason = None, task.stop_reason or "Host EC2 terminated."
+        container_reason = status_reason
+    elif task.stop_kind in ("terminate", "restart"):
         status_reason = task.stop_reason or "Terminated"
     elif task.stop_kind == "timeout":
         status_reason = TIMEOUT_REASON

@@ -36,6 +36,9 @@ LIMITED = (CAPACITY, MAX_RESOURCE, REQUIREMENT)  # the ones jobStateTimeLimitAct
 FARGATE_MOST = (16, 120 * 1024)  # vCPUs, MiB: the largest Fargate task
 REGISTERED_MEMORY = 0.94  # of an instance's memory, what Batch can place jobs in
 LISTED = 5  # jobs named as evidence, at most
+MAX_QUEUES = 10  # queues whose running jobs are counted, at most
+LIST_PAGE = 100  # jobs of each status of each queue looked at
+QUEUE_PAGES = 5  # pages of DescribeJobQueues read
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ def diagnose(backend: Backend, job_id: str) -> Diagnosis:
             evidence=history,
         )
     summary = (job.get("arrayProperties") or {}).get("statusSummary")
-    if summary and "index" not in (job.get("arrayProperties") or {}):
+    if summary and any(summary.values()) and "index" not in (job.get("arrayProperties") or {}):
         return _through_child(backend, job, summary)
     if status in ("SUBMITTED", "PENDING"):
         found = _pending(backend, job)
@@ -130,8 +133,8 @@ def _pending(backend: Backend, job: dict[str, Any]) -> Diagnosis:
     index = (job.get("arrayProperties") or {}).get("index")
     parent_id = job["jobId"].split(":")[0] if index is not None else None
     if not deps and parent_id:
-        [parent] = backend.describe([parent_id])
-        deps = [d["jobId"] for d in parent.get("dependsOn") or []]
+        parents = backend.describe([parent_id])
+        deps = [d["jobId"] for d in (parents[0] if parents else {}).get("dependsOn") or []]
     if not deps:
         node = job.get("nodeDetails") or {}
         if node and not node.get("isMainNode"):
@@ -145,7 +148,7 @@ def _pending(backend: Backend, job: dict[str, Any]) -> Diagnosis:
         )  # fmt: skip
     found = {d["jobId"]: d for d in backend.describe(deps)}
     evidence = [
-        f"dependency {dep} ({found[dep]['jobName']}) is {found[dep]['status']}"
+        f"dependency {dep} ({found[dep]['jobName']}) is {found[dep]['status']}{_children(found[dep])}"
         if dep in found
         else f"dependency {dep}: Batch has no such job"
         for dep in deps
@@ -178,16 +181,18 @@ def _runnable(backend: Backend, job: dict[str, Any]) -> Diagnosis:
     ) -> Diagnosis:
         suggestions = list(todo or [])
         if category in LIMITED:
-            suggestions.append(_state_limit(queue_name, category))
+            suggestion = _state_limit(queue, category)
+            if suggestion:
+                suggestions.append(suggestion)
         return Diagnosis(
             job["jobId"], job["jobName"], "RUNNABLE", summary, category, list(evidence), suggestions
         )
 
     queue_name = name_of(job["jobQueue"])
     queues = backend.batch.describe_job_queues(jobQueues=[job["jobQueue"]])["jobQueues"]
+    queue: dict[str, Any] = queues[0] if queues else {"jobQueueName": queue_name}
     if not queues:
         return found(f"its queue {queue_name} is gone", ACTION_REQUIRED)
-    queue = queues[0]
     if queue["state"] != "ENABLED":
         return found(
             f"its queue {queue_name} is {queue['state']}: nothing in it starts",
@@ -204,7 +209,11 @@ def _runnable(backend: Backend, job: dict[str, Any]) -> Diagnosis:
         f"{ce.get('status')}" + (f" ({ce['statusReason']})" if ce.get("statusReason") else "")
         for ce in ces
     ]
-    usable = [ce for ce in ces if ce.get("state") == "ENABLED" and ce.get("status") == "VALID"]
+    usable = [
+        ce
+        for ce in ces
+        if ce.get("state") == "ENABLED" and ce.get("status") in ("VALID", "UPDATING")
+    ]
     if not usable:
         role = any("role" in (ce.get("statusReason") or "").lower() for ce in ces)
         return found(
@@ -219,23 +228,18 @@ def _runnable(backend: Backend, job: dict[str, Any]) -> Diagnosis:
             ],
         )
     need = _need(job)
-    limits = [(ce, _limit(ce)) for ce in usable]
     reason = job.get("statusReason") or ""
-    asked = _describe(need)
-    if not any(_fits(need, limit) for _, limit in limits) or reason.startswith(
-        (REQUIREMENT, MAX_RESOURCE)
-    ):
+    fits = any(_fits(need, slot) for ce in usable for slot in _slots(ce))
+    if not fits or reason.startswith((REQUIREMENT, MAX_RESOURCE)):
         category = next((c for c in (MAX_RESOURCE, REQUIREMENT) if reason.startswith(c)), None)
-        if category is None:
-            category = MAX_RESOURCE if all(need[0] > lim[0] for _, lim in limits) else REQUIREMENT
+        if category is None:  # more vCPUs than maxvCpus anywhere, or a misfit of its types
+            above = all(need[0] > _max_vcpus(ce) for ce in usable)
+            category = MAX_RESOURCE if above else REQUIREMENT
         return found(
-            f"it asks for {asked}, more than any compute environment of queue {queue_name} "
-            "can ever give: it will wait forever",
+            f"it asks for {_describe(need)}, more than any compute environment of queue "
+            f"{queue_name} can ever give: it will wait forever",
             category,
-            *(
-                f"{ce['computeEnvironmentName']} gives at most {_describe(lim)}"
-                for ce, lim in limits
-            ),
+            *(_offers(ce) for ce in usable),
             todo=["ask for less (vcpus=, memory=, gpus=), or add a compute environment that fits"],
         )
     if reason.startswith(CAPACITY):
@@ -264,41 +268,79 @@ def _in_use(
     usable: list[dict[str, Any]],
     need: tuple[float, int, int],
 ) -> tuple[str, list[str]] | None:
-    """(summary, evidence) when other jobs hold the vCPUs it needs."""
+    """(summary, evidence) when other jobs hold the vCPUs it needs: those of the queues that
+    send their jobs first to these compute environments (at most MAX_QUEUES of them, and
+    the first LIST_PAGE jobs of each status in each: a bounded number of calls)."""
     names = {ce["computeEnvironmentName"] for ce in usable}
-    sharing = [
-        q
-        for q in backend.batch.describe_job_queues()["jobQueues"]
-        if names & {name_of(o["computeEnvironment"]) for o in q["computeEnvironmentOrder"]}
-    ]
-    running: list[dict[str, Any]] = []
-    for q in sharing:
-        for status in ("STARTING", "RUNNING"):
-            page = backend.batch.list_jobs(jobQueue=q["jobQueueName"], jobStatus=status)
-            running += [{**j, "queue": q["jobQueueName"]} for j in page["jobSummaryList"]]
-    details = {d["jobId"]: d for d in backend.describe([j["jobId"] for j in running])}
-    taken = sum(_need(details[j["jobId"]])[0] for j in running if j["jobId"] in details)
-    most = sum((ce.get("computeResources") or {}).get("maxvCpus", 0) for ce in usable)
-    if taken + need[0] <= most:
+    sharing = [q for q in _queues(backend) if _first_environment(q) in names][:MAX_QUEUES]
+    listed: list[dict[str, Any]] = []
+    for q in sharing:  # PENDING too: an array's parent waits while its children run
+        for status in ("STARTING", "RUNNING", "PENDING"):
+            page = backend.batch.list_jobs(
+                jobQueue=q["jobQueueName"], jobStatus=status, maxResults=LIST_PAGE
+            )
+            listed += [{**j, "queue": q["jobQueueName"]} for j in page["jobSummaryList"]]
+    details = {d["jobId"]: d for d in backend.describe([j["jobId"] for j in listed])}
+    holders: list[tuple[dict[str, Any], int, float]] = []  # (job, running, vCPUs held)
+    for j in listed:
+        d = details.get(j["jobId"])
+        if d is None:
+            continue
+        summary = (d.get("arrayProperties") or {}).get("statusSummary")
+        running = (
+            summary.get("STARTING", 0) + summary.get("RUNNING", 0)
+            if summary
+            else int(d["status"] in ("STARTING", "RUNNING"))
+        )
+        if running:
+            holders.append((j, running, running * _need(d)[0]))
+    taken = sum(h[2] for h in holders)
+    most = sum(_max_vcpus(ce) for ce in usable)
+    if not holders or taken + need[0] <= most:
         return None
+    evidence = [
+        f"{j['jobName']} ({j['jobId']}, queue {j['queue']}) holds {held:g} vCPU"
+        + (f" in {count(n, 'running child', 'running children')}" if n > 1 else "")
+        for j, n, held in holders[:LISTED]
+    ]
     first = [
         f"{q['jobQueueName']} (priority {q['priority']})"
         for q in sharing
-        if q["priority"] > queue["priority"]
-    ]
-    evidence = [
-        f"{j['jobName']} ({j['jobId']}, queue {j['queue']}) holds "
-        f"{_need(details[j['jobId']])[0]:g} vCPU"
-        for j in running[:LISTED]
-        if j["jobId"] in details
+        if q["priority"] > queue.get("priority", 0)
     ]
     if first:
         evidence.append(f"queues that come first by priority: {', '.join(first)}")
+    jobs = sum(h[1] for h in holders)
     summary = (
         f"maxvCpus is taken: {taken:g} of {most:g} vCPUs are in use by "
-        f"{count(len(running), 'other job')}, and it needs {need[0]:g}"
+        f"{count(jobs, 'other job')}, and it needs {need[0]:g}"
     )
     return summary, evidence
+
+
+def _queues(backend: Backend) -> list[dict[str, Any]]:
+    """The account's job queues (the first QUEUE_PAGES pages)."""
+    out: list[dict[str, Any]] = []
+    token = None
+    for _ in range(QUEUE_PAGES):
+        page = backend.batch.describe_job_queues(**({"nextToken": token} if token else {}))
+        out += page["jobQueues"]
+        token = page.get("nextToken")
+        if not token:
+            break
+    return out
+
+
+def _first_environment(queue: dict[str, Any]) -> str:
+    order = sorted(queue.get("computeEnvironmentOrder") or [], key=lambda o: o["order"])
+    return name_of(order[0]["computeEnvironment"]) if order else ""
+
+
+def _children(job: dict[str, Any]) -> str:
+    """How an array job's children stand (empty for any other job)."""
+    summary = (job.get("arrayProperties") or {}).get("statusSummary") or {}
+    counts = ", ".join(f"{s.lower()} {n}" for s, n in summary.items() if n)
+    return f" (its children: {counts})" if counts else ""
 
 
 def _history(job: dict[str, Any]) -> list[str]:
@@ -319,6 +361,9 @@ def _history(job: dict[str, Any]) -> list[str]:
 def _need(job: dict[str, Any]) -> tuple[float, int, int]:
     """(vCPUs, MiB, GPUs) a job asks for."""
     container = job.get("container") or {}
+    if not container and job.get("nodeProperties"):  # a multi-node job: its biggest node
+        ranges = job["nodeProperties"].get("nodeRangeProperties") or []
+        return max((_need({"container": r.get("container")}) for r in ranges), default=(0, 0, 0))
     found = {r["type"]: r["value"] for r in container.get("resourceRequirements") or []}
     vcpus = float(found.get("VCPU", container.get("vcpus") or 0))
     memory = int(found.get("MEMORY", container.get("memory") or 0))
@@ -329,27 +374,48 @@ def _kind(ce: dict[str, Any]) -> str:
     return str((ce.get("computeResources") or {}).get("type", ce.get("type", "")))
 
 
-def _limit(ce: dict[str, Any]) -> tuple[float, int, int]:
-    """The most one job can have in compute environment ``ce``: (vCPUs, MiB, GPUs)."""
+NO_LIMIT = (float(1 << 20), 1 << 40, 1 << 10)  # what batchbook cannot say
+
+
+def _max_vcpus(ce: dict[str, Any]) -> float:
     res = ce.get("computeResources") or {}
-    most = float(res.get("maxvCpus") or ce.get("unmanagedvCpus") or 0)
-    kind = _kind(ce)
-    if kind.startswith("FARGATE"):
-        return min(most, FARGATE_MOST[0]), FARGATE_MOST[1], 0
+    most = res.get("maxvCpus") if res else ce.get("unmanagedvCpus")
+    return float(most) if most else NO_LIMIT[0]  # an UNMANAGED one may not say
+
+
+def _slots(ce: dict[str, Any]) -> list[tuple[float, int, int]]:
+    """What one job can have in compute environment ``ce``: (vCPUs, MiB, GPUs) per
+    instance type (Fargate: its largest task), each within maxvCpus."""
+    res = ce.get("computeResources") or {}
+    most = _max_vcpus(ce)
+    if _kind(ce).startswith("FARGATE"):
+        return [(min(most, FARGATE_MOST[0]), FARGATE_MOST[1], 0)]
     tags = ce.get("tags") or {}
     if "batchbook:memoryMiB" in tags or not res.get("instanceTypes"):  # the local engine's
-        return (
-            most,
-            int(tags.get("batchbook:memoryMiB", 1 << 40)),
-            int(tags.get("batchbook:gpus", 0)),
-        )
+        memory = int(tags.get("batchbook:memoryMiB", NO_LIMIT[1]))
+        return [(most, memory, int(tags.get("batchbook:gpus", 0 if res else NO_LIMIT[2])))]
     try:
         types = expand(list(res["instanceTypes"]))
-    except Exception:
-        return most, 1 << 40, 1 << 10  # types batchbook does not know: no limit it can say
-    biggest = max(types, key=lambda t: (t.vcpus, t.memory_mib))
-    memory = max(int(t.memory_mib * REGISTERED_MEMORY) for t in types)
-    return min(most, biggest.vcpus), memory, max(t.gpus for t in types)
+    except Exception:  # types batchbook does not know: no limit it can say
+        return [(most, NO_LIMIT[1], NO_LIMIT[2])]
+    return [(min(most, t.vcpus), int(t.memory_mib * REGISTERED_MEMORY), t.gpus) for t in types]
+
+
+def _offers(ce: dict[str, Any]) -> str:
+    """What ``ce`` can give one job, in words."""
+    name, most = ce["computeEnvironmentName"], _max_vcpus(ce)
+    res = ce.get("computeResources") or {}
+    if res.get("instanceTypes") and not _kind(ce).startswith("FARGATE"):
+        try:
+            biggest = max(expand(list(res["instanceTypes"])), key=lambda t: (t.vcpus, t.memory_mib))
+        except Exception:
+            return f"{name}: maxvCpus {most:g}; instance types {', '.join(res['instanceTypes'])}"
+        return (
+            f"{name}: maxvCpus {most:g}; its largest instance type {biggest.name} has "
+            f"{biggest.vcpus} vCPU and {int(biggest.memory_mib * REGISTERED_MEMORY):,} MiB "
+            f"Batch can place{f', {biggest.gpus} GPU' if biggest.gpus else ''}"
+        )
+    return f"{name} gives at most {_describe(max(_slots(ce)))}"
 
 
 def _fits(need: tuple[float, int, int], limit: tuple[float, int, int]) -> bool:
@@ -362,10 +428,15 @@ def _describe(resources: tuple[float, int, int]) -> str:
     return text + (f", {gpus} GPU" if gpus and gpus < 1 << 10 else "")
 
 
-def _state_limit(queue: str, category: str) -> str:
-    action = [{"reason": category, "state": "RUNNABLE", "maxTimeSeconds": 600, "action": "CANCEL"}]
+def _state_limit(queue: dict[str, Any], category: str) -> str | None:
+    """The jobStateTimeLimitActions that would cancel such a job, unless the queue has one."""
+    actions = queue.get("jobStateTimeLimitActions") or []
+    if any(a.get("reason") == category for a in actions):
+        return None
+    action = {"reason": category, "state": "RUNNABLE", "maxTimeSeconds": 600, "action": "CANCEL"}
+    also = " (with the queue's other actions: the list replaces them)" if actions else ""
     return (
         "have the queue cancel such jobs by itself after 10 minutes: aws batch "
-        f"update-job-queue --job-queue {queue} --job-state-time-limit-actions "
-        f"'{json.dumps(action)}'"
+        f"update-job-queue --job-queue {queue['jobQueueName']} --job-state-time-limit-actions "
+        f"'{json.dumps([*actions, action])}'{also}"
     )

@@ -36,6 +36,7 @@ from batchbook.engine import (
     StopAttempt,
     WriteNotice,
 )
+from batchbook.engine.spot import notice_path
 from batchbook.errors import ClientError, StateDirInUse, StorageFull
 from batchbook.home import default_state_dir, private_dir, private_opener
 from batchbook.runtime.launcher import Launcher
@@ -107,8 +108,10 @@ class LocalBatch:
             cpus=cpus or os.cpu_count() or 1,
             memory_mib=memory_mib or psutil.virtual_memory().total // (1 << 20),
         )
-        notices = private_dir(self.state_dir / "spot")  # a spot rehearsal's notices
-        config = EngineConfig(min_timeout_seconds, min_state_limit_seconds, str(notices))
+        self._notices = private_dir(self.state_dir / "spot")  # a spot rehearsal's notices
+        for stale in self._notices.iterdir():  # of attempts the last engine ran: all lost
+            stale.unlink(missing_ok=True)
+        config = EngineConfig(min_timeout_seconds, min_state_limit_seconds, str(self._notices))
         self.engine = Engine(now_ms, host, config)
         self.db = StateDB(self.state_dir / "state.db")
         self.engine.load(*self.db.load())
@@ -393,6 +396,8 @@ class LocalBatch:
                 self.engine.attempt_exited(
                     task_id, code, oom=oom, peak_memory_kib=peak_kib, cpu_seconds=round(cpu, 4)
                 )
+                with contextlib.suppress(OSError):  # a spot rehearsal's notice: read or not, done
+                    os.unlink(notice_path(str(self._notices), task_id))
         return True
 
     def _restart_fork_server(self) -> None:

@@ -54,10 +54,46 @@ def test_an_attempt_gets_the_notice_then_sigterm_then_sigkill_and_is_retried(
     assert stop.reason == f"Host EC2 (instance {plan.instance_id}) terminated."
     assert plan.instance_id.startswith("i-") and len(plan.instance_id) == 19
     del driver.running[start.task_id]
-    engine.attempt_exited(start.task_id, -15)
+    engine.attempt_exited(start.task_id, 143)  # SIGTERM, as the fork server reports it
     assert driver.status(job) == "RUNNABLE"  # a lost host: Batch retries it
     attempt = driver.detail(job)["attempts"][0]
     assert attempt["statusReason"] == stop.reason
+    assert attempt["container"]["reason"] == stop.reason  # as any lost host: no exit code
+    assert "exitCode" not in attempt["container"]
+
+
+def reclaim(engine: Engine, driver: Driver, clock: FakeClock, jobdef: str) -> tuple[str, str]:
+    """A job on the rehearsing environment, run to its spot SIGTERM: (job id, task id)."""
+    job = driver.submit(name="sim", queue="sq", jobdef=jobdef)
+    [start] = driver.step()
+    plan = interruption(engine.registry.ces["spotty"], "sim/None/None/1")
+    assert plan is not None
+    clock.now += plan.term_after_ms
+    assert any(isinstance(a, StopAttempt) for a in engine.step())
+    del driver.running[start.task_id]
+    return job, start.task_id
+
+
+def test_evaluate_on_exit_rules_see_a_spot_loss_as_a_lost_host(
+    engine: Engine, driver: Driver, clock: FakeClock
+) -> None:
+    spot_ce(engine, TAGS)
+    rules = [{"onReason": "Host EC2*", "action": "RETRY"}, {"onReason": "*", "action": "EXIT"}]
+    make_jobdef(engine, "ruled", retryStrategy={"attempts": 3, "evaluateOnExit": rules})
+    job, task = reclaim(engine, driver, clock, "ruled")
+    engine.attempt_exited(task, 143)
+    assert driver.status(job) == "RUNNABLE"
+
+
+def test_a_job_terminated_while_its_instance_goes_is_not_retried(
+    engine: Engine, driver: Driver, clock: FakeClock
+) -> None:
+    spot_ce(engine, TAGS)
+    make_jobdef(engine, "retried", retryStrategy={"attempts": 3})
+    job, task = reclaim(engine, driver, clock, "retried")
+    engine.terminate_job({"jobId": job, "reason": "stop it"})  # within the 30 s of grace
+    engine.attempt_exited(task, 143)
+    assert driver.status(job) == "FAILED"
 
 
 def test_the_same_seed_draws_the_same_interruptions_and_another_seed_others(
@@ -80,7 +116,8 @@ def test_the_same_seed_draws_the_same_interruptions_and_another_seed_others(
     "tags, message",
     [
         ({"batchbook:spotInterruptionsPerHour": "often"}, "spotInterruptionsPerHour: 'often'"),
-        ({"batchbook:spotNoticeSeconds": "-1"}, "spotNoticeSeconds: '-1' is not a number >= 0"),
+        ({"batchbook:spotNoticeSeconds": "-1"}, "spotNoticeSeconds: '-1' is not a number from 0"),
+        ({"batchbook:spotNoticeSeconds": "inf"}, "spotNoticeSeconds: 'inf' is not a number from 0"),
         ({"batchbook:spotCapacityVcpus": "1.5"}, "spotCapacityVcpus: '1.5' is not a whole"),
     ],
 )

@@ -61,18 +61,18 @@ def test_a_job_waiting_on_its_dependency_names_it_and_its_status(
 def test_maxvcpus_taken_by_other_jobs_then_a_disabled_queue_then_no_environment(
     backend: Backend, tmp_path: Path
 ) -> None:
-    create_queue(backend.batch, "hi", 1, priority=10, ce="shared")
-    create_queue(backend.batch, "lo", 1, priority=1, ce="shared")
+    create_queue(backend.batch, "hi", 2, priority=10, ce="shared")
+    create_queue(backend.batch, "lo", 2, priority=1, ce="shared")
     gate = tmp_path / "gate"
-    holder = batch.map(gated, [str(gate)], queue="hi", name="holder")
-    until(backend, lambda: status_of(backend, holder.job_id) == "RUNNING")
+    holder = batch.map(gated, [str(gate)] * 2, chunksize=1, queue="hi", name="holder")
+    until(backend, lambda: holder.status().get("RUNNING") == 2)  # an array: two children
     waiting = batch.map(abs, [-1], queue="lo", name="waiting")
     until(backend, lambda: status_of(backend, waiting.job_id) == "RUNNABLE")
     why = waiting.diagnose()
     assert why.summary == (
-        "maxvCpus is taken: 1 of 1 vCPUs are in use by 1 other job, and it needs 1"
+        "maxvCpus is taken: 2 of 2 vCPUs are in use by 2 other jobs, and it needs 1"
     )
-    assert f"holder ({holder.job_id}, queue hi) holds 1 vCPU" in why.evidence
+    assert f"holder ({holder.job_id}, queue hi) holds 2 vCPU in 2 running children" in why.evidence
     assert "queues that come first by priority: hi (priority 10)" in why.evidence
 
     backend.batch.update_job_queue(jobQueue="lo", state="DISABLED")
