@@ -79,3 +79,21 @@ def with_text(shown: Any, text: str, page: str, **kwargs: Any) -> dict[str, Any]
     out = dict(shown._repr_mimebundle_(**kwargs) or {}) if shown is not None else {}
     out.update({"text/plain": text, "text/html": page})
     return out
+
+
+class Lines:
+    """A report shown as its ``lines()``: the first a heading, the rest its points, as text
+    (one per line) and as HTML (a bold heading over a list)."""
+
+    def lines(self) -> list[str]:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        import html
+
+        head, *rest = self.lines()
+        items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in rest)
+        return f"<div><b>{html.escape(head)}</b><ul>{items}</ul></div>"

@@ -13,11 +13,11 @@ that would cancel such a job by itself.
 
 from __future__ import annotations
 
-import html
 import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from batchbook.display import Lines
 from batchbook.errors import ResourceNotFound
 from batchbook.functions.backend import Backend
 from batchbook.instances import expand
@@ -41,8 +41,8 @@ LIST_PAGE = 100  # jobs of each status of each queue looked at
 QUEUE_PAGES = 5  # pages of DescribeJobQueues read
 
 
-@dataclass(frozen=True)
-class Diagnosis:
+@dataclass(frozen=True, repr=False)  # shown as its lines
+class Diagnosis(Lines):
     """Why a job is where it is: one sentence, AWS's category, the evidence, what to do."""
 
     job_id: str
@@ -59,14 +59,6 @@ class Diagnosis:
         out += [f"  - {e}" for e in self.evidence]
         out += [f"  to do: {s}" for s in self.suggestions]
         return out
-
-    def __repr__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_html_(self) -> str:
-        head, *rest = self.lines()
-        items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in rest)
-        return f"<div><b>{html.escape(head)}</b><ul>{items}</ul></div>"
 
 
 def diagnose(backend: Backend, job_id: str) -> Diagnosis:

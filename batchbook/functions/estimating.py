@@ -9,7 +9,6 @@ so ``batch.map(..., budget=)`` reuses it instead of sampling again.
 
 from __future__ import annotations
 
-import html
 import pickle
 import threading
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from batchbook.cost.estimate import (
     right_sizing,
 )
 from batchbook.cost.prices import load_prices
+from batchbook.display import Lines
 from batchbook.errors import BatchbookError, ClientError
 from batchbook.functions.backend import Backend, name_of
 from batchbook.functions.backends import current
@@ -41,8 +41,8 @@ _LAST: dict[tuple[Any, ...], Estimate] = {}  # the latest estimate of each key, 
 _LOCK = threading.Lock()
 
 
-@dataclass(frozen=True)
-class Estimate:
+@dataclass(frozen=True, repr=False)  # shown as its lines
+class Estimate(Lines):
     """What a map would take and cost on AWS Batch, from a measured sample."""
 
     name: str
@@ -132,14 +132,6 @@ class Estimate:
             f"about ${f.expected:,.4f} ({kind}) - {f.region} prices of {self.date}",
             *(f"  warning: {w}" for w in self.warnings),
         ]
-
-    def __repr__(self) -> str:
-        return "\n".join(self.lines())
-
-    def _repr_html_(self) -> str:
-        head, *rest = self.lines()
-        items = "".join(f"<li>{html.escape(line.strip())}</li>" for line in rest)
-        return f"<div><b>{html.escape(head)}</b><ul>{items}</ul></div>"
 
 
 def _duration(seconds: float | None) -> str:

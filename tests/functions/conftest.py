@@ -33,6 +33,16 @@ def backend(
     stop_service(state)
 
 
+@pytest.fixture(scope="module")
+def folder_backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """One local service of the module's own, with the folder store (for the modules whose
+    tests need no second store)."""
+    state = tmp_path_factory.mktemp("service") / "state"
+    start(state)  # timeouts and state time limits down to 1 s allowed
+    yield batch.use(state_dir=state)
+    stop_service(state)
+
+
 @pytest.fixture
 def marks(tmp_path: Path) -> Path:
     """A folder where test functions leave one file per call, to count what ran."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,12 @@ import pytest
 import batchbook as batch
 from batchbook.errors import ClientError
 from batchbook.functions.backend import Backend
-from batchbook.server.discovery import stop_service
 from tests.functions.conftest import calls, mark
-from tests.server.conftest import start
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    state = tmp_path_factory.mktemp("ergonomics") / "state"
-    start(state)
-    yield batch.use(state_dir=state)
-    stop_service(state)
+def backend(folder_backend: Backend) -> Backend:
+    return folder_backend
 
 
 def counted(x: int, folder: str) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,19 +15,14 @@ import pytest
 import batchbook as batch
 from batchbook.engine.spot import interruption
 from batchbook.functions.backend import LOCAL_INSTANCE_ROLE, Backend
-from batchbook.server.discovery import stop_service
-from tests.server.conftest import start
 
 NAME = "spotted"
 RATE = "700"  # interruptions per instance-hour: about one every 5 s
 
 
 @pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    state = tmp_path_factory.mktemp("spot") / "state"
-    start(state)
-    yield batch.use(state_dir=state)
-    stop_service(state)
+def backend(folder_backend: Backend) -> Backend:
+    return folder_backend
 
 
 def watches_for_the_notice(x: int, folder: str) -> int:
