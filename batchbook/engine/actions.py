@@ -15,6 +15,9 @@ class StartAttempt:
     memory_mib: int
     vcpu_milli: int
     log_stream: str
+    # (name, valueFrom) of the definition's secrets: the driver resolves them at launch,
+    # into the process's environment only (never into anything it keeps)
+    secrets: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -464,6 +464,7 @@ class Engine(ObjectOperations):
                 memory_mib=job.spec.resources.memory_mib,
                 vcpu_milli=job.spec.resources.vcpu_milli,
                 log_stream=task.log_stream,
+                secrets=job.secrets(jobdef),
             )
         )
 

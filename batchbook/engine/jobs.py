@@ -184,6 +184,11 @@ class JobState:
             ]
         }
 
+    def secrets(self, jobdef: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """(name, valueFrom) of each secret the attempt's container gets."""
+        container, _ = self.spec.container(jobdef)
+        return tuple((s["name"], s["valueFrom"]) for s in container.get("secrets") or [])
+
     def environment(self, jobdef: dict[str, Any], attempt: int) -> dict[str, str]:
         """Everything an attempt's process gets: the defined environment and Batch's own."""
         env = self.defined_environment(jobdef)

@@ -22,7 +22,6 @@ NO_CONTAINER = "the local engine runs host processes, not containers, so {what}"
 
 # What a container may not ask for, wherever a container is described.
 _CONTAINER: Final = {
-    "secrets": NO_CONTAINER.format(what="there is no secrets store to read secrets from"),
     "linuxParameters": NO_CONTAINER.format(what="devices, tmpfs, swap and shm cannot be set"),
     "ulimits": NO_CONTAINER.format(what="container ulimits are not applied"),
     "user": NO_CONTAINER.format(what="every attempt runs as the service's user"),

@@ -250,7 +250,7 @@ def _container(job: JobState, jobdef: dict[str, Any], registry: Registry) -> dic
         "volumes": props.get("volumes") or [],
         "mountPoints": props.get("mountPoints") or [],
         "ulimits": [],
-        "secrets": [],
+        "secrets": props.get("secrets") or [],  # names and ARNs, as AWS shows them
     }
     container.update(_asked_resources(job.spec.resources, props, overrides))
     for key in (

@@ -43,6 +43,7 @@ def map(
     budget: float | None = None,
     reuse: bool = False,
     timeout_per_input: float | None = None,
+    secrets: dict[str, str] | None = None,
     wait: bool = False,
 ) -> MapJob:
     """Run ``func`` over the inputs as one array job; the returned MapJob has the results.
@@ -78,6 +79,7 @@ def map(
         budget=budget,
         reuse=reuse,
         timeout_per_input=timeout_per_input,
+        secrets=secrets,
     )
     backend, manifest = submit_run(func, args, {}, options, source=source)
     reused = manifest.pop("reused", False)

@@ -83,6 +83,7 @@ class Backend:
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
+        self._ready_secrets: dict[str, str] = {}  # runner|secrets -> its revision with them
         # module sets found to match the worker's -> this interpreter's description of them
         self._matching: dict[frozenset[str], dict[str, Any]] = {}
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
@@ -130,8 +131,12 @@ class Backend:
 
     runner = RUNNER_JOBDEF  # the runner's job definition (name)
 
-    def job_definition(self) -> str:
-        """The runner's job definition (checked once; see missing_job_definition)."""
+    def job_definition(self, secrets: dict[str, str] | None = None) -> str:
+        """The runner's job definition (checked once; see missing_job_definition); with
+        ``secrets``, a revision of it that has them (Batch takes secrets only from a job
+        definition, never from SubmitJob's overrides), registered once."""
+        if secrets:
+            return self._with_secrets(self.job_definition(), secrets)
         with self._lock:
             if self.runner in self._ready:
                 return self.runner
@@ -142,6 +147,35 @@ class Backend:
                 self.missing_job_definition()
             self._ready.add(self.runner)
             return self.runner
+
+    def _with_secrets(self, name: str, secrets: dict[str, str]) -> str:
+        wanted = [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())]
+        key = f"{name}|{wanted}"
+        with self._lock:
+            if key in self._ready_secrets:
+                return self._ready_secrets[key]
+            found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")[
+                "jobDefinitions"
+            ]
+            for jd in sorted(found, key=lambda d: -d["revision"]):
+                if jd.get("containerProperties", {}).get("secrets") == wanted:
+                    ref = f"{name}:{jd['revision']}"
+                    break
+            else:
+                latest = max(found, key=lambda d: d["revision"])
+                kept = {
+                    k: latest[k]
+                    for k in ("parameters", "retryStrategy", "timeout", "platformCapabilities",
+                              "propagateTags", "tags")
+                    if latest.get(k)
+                }  # fmt: skip
+                container = {**latest["containerProperties"], "secrets": wanted}
+                made = self.batch.register_job_definition(
+                    jobDefinitionName=name, type="container", containerProperties=container, **kept
+                )
+                ref = f"{name}:{made['revision']}"
+            self._ready_secrets[key] = ref
+            return ref
 
     def missing_job_definition(self) -> None:
         """What to do when the runner's job definition does not exist: register the local one."""

@@ -61,9 +61,15 @@ def _manifest(store: ObjectStore, run_id: str) -> dict[str, Any]:
 
 
 def _bound(what: str) -> tuple[ObjectStore, dict[str, Any]]:
+    store, manifest, _ = bound_input(what)
+    return store, manifest
+
+
+def bound_input(what: str) -> tuple[ObjectStore, dict[str, Any], int]:
+    """(store, manifest, index) of the input running now; ClientError outside a worker."""
     if not _WORKER:
         raise ClientError(
-            f"batch.{what}(): only inside a function batch.map runs (on its worker), where "
-            "it keeps the input's checkpoint"
+            f"batch.{what}(): only inside a function batch.map runs (on its worker), for the "
+            "input it runs"
         )
-    return _WORKER["store"], _WORKER["manifest"]
+    return _WORKER["store"], _WORKER["manifest"], _INPUT[0]

@@ -27,6 +27,7 @@ from batchbook.functions.guard import Guard
 from batchbook.functions.inputerrors import input_error
 from batchbook.functions.inputlogs import input_logs
 from batchbook.functions.ledger import read_ledger, record_deleted
+from batchbook.functions.outputs import InputFiles
 from batchbook.functions.payload import (
     Outcome,
     all_chunks,
@@ -391,6 +392,16 @@ class MapJob(RunState):
         for at, name in enumerate(names, 1):  # each parameter, to group by: after `input`
             frame.insert(at, name, pd.Series([args[at - 1] for args in inputs], dtype=object))
         return frame
+
+    def files(self, index: int) -> InputFiles:
+        """The files input ``index`` kept in its ``batch.output_dir()``: names and sizes,
+        ``.read(name)``, ``.save(folder)``."""
+        if not 0 <= index < self.size:
+            raise IndexError(f"files({index!r}): map {self.name} has inputs 0 to {self.size - 1}")
+        if index in self._covered:  # a retry_failed() run has this input now
+            follow_up, j = self._covered[index]
+            return follow_up.files(j)
+        return InputFiles(self.backend.store, self.id, index)
 
     def cost(self, refresh: bool = True) -> RunCost:
         """What this map has cost so far, estimated: each attempt's max(60 s, its seconds)

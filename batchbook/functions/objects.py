@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlparse
 
 from batchbook.errors import ClientError
@@ -43,6 +43,9 @@ class ObjectStore(Protocol):
 
     def get(self, key: str) -> Data:
         """The object's bytes (FileNotFoundError if there is none)."""
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Store the file at ``path`` as ``key`` (S3: a managed, multipart transfer)."""
 
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes ``start`` to ``end`` (exclusive) of the object."""
@@ -98,6 +101,14 @@ class FolderStore:
         finally:
             os.close(fd)
         tmp.replace(path)
+
+    def put_file(self, key: str, path: Path) -> None:
+        target = self._path(key)
+        if not target.parent.is_dir():
+            make_private_dirs(target.parent)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        shutil.copyfile(path, tmp)
+        tmp.replace(target)
 
     def get(self, key: str) -> Data:
         """Big objects come back as a read-only memory map of the file, not a copy."""
@@ -189,6 +200,9 @@ class S3Store:
             io.BytesIO(body), self.bucket, self._key(key), Config=self.transfer
         )
 
+    def put_file(self, key: str, path: Path) -> None:
+        self.client.upload_file(str(path), self.bucket, self._key(key), Config=self.transfer)
+
     def get(self, key: str) -> Data:
         out = io.BytesIO()
         try:
@@ -241,6 +255,24 @@ def _missing(e: Exception, key: str) -> Exception:
     if code in ("404", "NoSuchKey", "NotFound"):
         return FileNotFoundError(f"{key}: no such object")
     return e
+
+
+def open_uri(uri: str) -> BinaryIO:
+    """``s3://bucket/key`` as a stream read as it goes (boto3 finds the endpoint and the
+    credentials as for the store), or a local file (``file://`` or a path)."""
+    if uri.startswith("s3://"):
+        import boto3
+
+        bucket, _, key = uri[5:].partition("/")
+        if not bucket or not key:
+            raise ClientError(f"uri: {uri!r:.200} is not s3://bucket/key")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or None
+        try:
+            body = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)
+        except Exception as e:
+            raise _missing(e, uri) from e
+        return body["Body"]  # type: ignore[no-any-return]
+    return open(uri.removeprefix("file://"), "rb")
 
 
 def open_store(url: str, profile: str | None = None) -> ObjectStore:

@@ -45,6 +45,7 @@ class RunOptions:
     budget: float | None = None  # USD: the estimate must be below it, and the running cost
     reuse: bool = False  # give back the run of the same code, inputs and options (reuse.py)
     timeout_per_input: float | None = None  # seconds, enforced by the worker for each input
+    secrets: dict[str, str] = field(default_factory=dict)  # env name -> Secrets Manager/SSM ARN
 
     @classmethod
     def checked(
@@ -65,6 +66,7 @@ class RunOptions:
         budget: float | None = None,
         reuse: bool = False,
         timeout_per_input: float | None = None,
+        secrets: dict[str, str] | None = None,
     ) -> RunOptions:
         """The options as given to ``batch.map``; a ClientError names the first bad one."""
         if chunksize is not None:
@@ -105,6 +107,7 @@ class RunOptions:
             budget=float(budget) if budget is not None else None,
             reuse=reuse,
             timeout_per_input=float(timeout_per_input) if timeout_per_input else None,
+            secrets=check_secrets(secrets),
         )
 
     @classmethod
@@ -207,6 +210,30 @@ def check_vcpus(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.25 <= value <= 256:
         raise ClientError(f"vcpus: {value!r:.40} is not allowed; use a number from 0.25 to 256")
     return float(value)
+
+
+_SECRET_ARN = re.compile(
+    r"^arn:aws[a-z-]*:(secretsmanager|ssm):[a-z0-9-]*:\d{12}:(secret|parameter)[:/].+$"
+)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_secrets(secrets: Any) -> dict[str, str]:
+    """``{"NAME": "arn:aws:secretsmanager:..." | "arn:aws:ssm:..."}``, checked."""
+    if secrets is None:
+        return {}
+    if not isinstance(secrets, dict):
+        raise ClientError("secrets: give a dict of environment variable name -> secret ARN")
+    for name, arn in secrets.items():
+        if not (isinstance(name, str) and _ENV_NAME.match(name)):
+            raise ClientError(f"secrets: {name!r:.40} is not an environment variable name")
+        if not (isinstance(arn, str) and _SECRET_ARN.match(arn)):
+            raise ClientError(
+                f"secrets[{name!r}]: {arn!r:.80} is not the ARN of a Secrets Manager secret "
+                "(arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME) or of an SSM parameter "
+                "(arn:aws:ssm:REGION:ACCOUNT:parameter/NAME)"
+            )
+    return dict(secrets)
 
 
 def check_env(env: Any) -> dict[str, str]:

@@ -61,6 +61,7 @@ def reuse_key(
                 options.timeout_per_input,
                 sorted(options.env.items()),
                 list(options.depends_on),
+                sorted(options.secrets.items()),
             ]
         )
     )

@@ -137,6 +137,7 @@ def submit_run(
             "maxFailures": options.max_failures,
             "budget": options.budget,
             "timeoutPerInput": options.timeout_per_input,
+            "secrets": options.secrets,  # names and ARNs: the values never leave their store
         },
         "reuseKey": key,
         "cost": {"basis": basis.to_json() if basis else None, "estimate": figures},
@@ -223,7 +224,7 @@ def _job_request(
     request: dict[str, Any] = {
         "jobName": _job_name(manifest["name"]),
         "jobQueue": opts["queue"],
-        "jobDefinition": backend.job_definition(),
+        "jobDefinition": backend.job_definition(opts.get("secrets")),
         "containerOverrides": {
             "resourceRequirements": resources,
             "environment": [
@@ -306,6 +307,7 @@ def resubmit(job: Run, indices: list[int], **options: Any) -> tuple[Backend, dic
         "timeout": opts["timeout"],
         "env": opts["env"],
         "retry_on": job.manifest["retryOn"] or None,
+        "secrets": opts.get("secrets") or None,
         "name": f"{job.name}-retry",
         **options,
     }

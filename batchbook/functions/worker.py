@@ -29,6 +29,8 @@ from batchbook.functions.checkpoints import working_on
 from batchbook.functions.keptoutput import OutputKeeper
 from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
+from batchbook.functions.outputs import _ROOT as _OUTPUT_ROOT
+from batchbook.functions.outputs import keep_outputs
 from batchbook.functions.payload import (
     INLINE,
     OUT_OF_BAND,
@@ -127,7 +129,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         if n >= runs_allowed or not _retryable(earlier[i][-1], retry_on)
     }
     done |= spent
-    current = working_on(store, manifest)  # for batch.checkpoint and batch.restore
+    current = working_on(store, manifest)  # for batch.checkpoint, restore and output_dir
+    output_root = _OUTPUT_ROOT
     per_input = manifest["options"].get("timeoutPerInput")
     if per_input:
         func = _with_deadline(func, per_input)
@@ -169,6 +172,8 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         stopped = clock() // 1_000_000
         if stopped != peaked_at:  # getrusage at most once a millisecond
             peak_kib, peaked_at = peak(), stopped
+        if output_root[0] is not None:  # it used batch.output_dir(): its files go now
+            keep_outputs(store, run_id, index)
         output = kept()
         if output is not None:  # what it printed counts towards the block's size too
             unwritten += keeper.kept_chars

@@ -14,6 +14,7 @@ message from the fork server, or on the next timer, never on a sleep.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -42,6 +43,7 @@ from batchbook.home import default_state_dir, private_dir, private_opener
 from batchbook.runtime.launcher import Launcher
 from batchbook.runtime.logs import append_event, read_events
 from batchbook.runtime.proc import group_rss, kill_stale_group, signal_group
+from batchbook.runtime.secrets import resolve as resolve_secrets
 from batchbook.runtime.statedb import StateDB
 from batchbook.vocabulary import HOST_LOST, OOM_LOG_LINE
 
@@ -351,6 +353,12 @@ class LocalBatch:
                 self._tick()
                 for action in self.engine.step():
                     if isinstance(action, StartAttempt):
+                        if action.secrets:  # resolved here, into the process's environment only
+                            values, missing = resolve_secrets(action.secrets)
+                            if missing:
+                                self.engine.attempt_lost(action.task_id, missing)
+                                continue
+                            action = dataclasses.replace(action, env={**action.env, **values})
                         self._pids[action.task_id] = (0, action.memory_mib << 20, action.log_stream)
                         self.launcher.launch(action)
                     elif isinstance(action, StopAttempt):

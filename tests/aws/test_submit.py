@@ -52,3 +52,24 @@ def test_a_map_is_one_submit_job_of_ids_only(aws_env: dict[str, str]) -> None:
     command = " ".join(stored["container"]["command"])
     assert "Ref::run" in command or job.id in command
     assert len(command) < 1000  # ids only: no payload in the request
+
+
+def test_secrets_ride_on_a_revision_of_the_runner_definition(aws_env: dict[str, str]) -> None:
+    """Batch takes secrets only from a job definition: the map submits to a revision of the
+    runner's that has them (made once, found again), by name and ARN only."""
+    assert batchbook("aws", "setup", "--region", REGION, "--bucket", "lab-bucket").returncode == 0
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+    with batch.use("aws"):
+        job = batch.map(double, range(2), secrets={"DB_PASSWORD": arn})
+        again = batch.map(double, range(3), secrets={"DB_PASSWORD": arn})
+    batch_client = client("batch")
+    [stored] = batch_client.describe_jobs(jobs=[job.job_id])["jobs"]
+    assert stored["jobDefinition"].endswith(":job-definition/batchbook-runner:2")
+    [other] = batch_client.describe_jobs(jobs=[again.job_id])["jobs"]
+    assert other["jobDefinition"] == stored["jobDefinition"]  # the same revision, not a third
+    revisions = batch_client.describe_job_definitions(jobDefinitionName="batchbook-runner")
+    [revision] = [d for d in revisions["jobDefinitions"] if d["revision"] == 2]
+    assert revision["containerProperties"]["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": arn}]
+    [first] = [d for d in revisions["jobDefinitions"] if d["revision"] == 1]
+    assert revision["parameters"] == first["parameters"]  # the rest of the runner as it was
+    assert revision["containerProperties"]["command"] == first["containerProperties"]["command"]

@@ -57,18 +57,6 @@ QUEUE = {
             {
                 "jobDefinitionName": "x",
                 "type": "container",
-                "containerProperties": {
-                    **CONTAINER,
-                    "secrets": [{"name": "A", "valueFrom": "arn:aws:ssm:x"}],
-                },
-            },
-            "containerProperties.secrets",
-        ),
-        (
-            "RegisterJobDefinition",
-            {
-                "jobDefinitionName": "x",
-                "type": "container",
                 "containerProperties": {**CONTAINER, "user": "nobody"},
             },
             "containerProperties.user",
@@ -329,3 +317,17 @@ def test_job_definitions_carry_the_defaults_aws_fills_in(engine: Engine) -> None
     assert props["fargatePlatformConfiguration"] == {"platformVersion": "LATEST"}
     [plain] = engine.describe_job_definitions({"jobDefinitionName": "jd"})["jobDefinitions"]
     assert "fargatePlatformConfiguration" not in plain["containerProperties"]
+
+
+def test_a_definitions_secrets_go_to_the_driver_by_name_and_arn_only(
+    engine: Engine, driver: Driver
+) -> None:
+    arn = "arn:aws:ssm:us-east-1:123456789012:parameter/token"
+    engine.register_job_definition(
+        {"jobDefinitionName": "secretive", "type": "container",
+         "containerProperties": {**CONTAINER, "secrets": [{"name": "TOKEN", "valueFrom": arn}]}}
+    )  # fmt: skip
+    job = driver.submit(jobdef="secretive")
+    [start] = driver.step()
+    assert start.secrets == (("TOKEN", arn),) and "TOKEN" not in start.env
+    assert driver.detail(job)["container"]["secrets"] == [{"name": "TOKEN", "valueFrom": arn}]
