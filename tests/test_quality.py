@@ -68,3 +68,10 @@ def test_no_module_holds_more_than_600_lines() -> None:
         for p in (ROOT / "batchbook").rglob("*.py")
     }
     assert {name: n for name, n in sizes.items() if n > 600} == {}
+
+
+def test_no_two_test_modules_share_a_name() -> None:
+    """Test folders have no __init__.py: pytest imports each module by its bare name, so a
+    second tests/*/test_x.py stops the whole run at collection."""
+    names = [p.name for p in (ROOT / "tests").rglob("test_*.py")]
+    assert sorted({n for n in names if names.count(n) > 1}) == []
