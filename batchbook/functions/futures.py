@@ -84,7 +84,7 @@ class Job(concurrent.futures.Future):  # type: ignore[type-arg]
 
 def submit(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Job:
     """Run ``func(*args, **kwargs)`` as one Batch job; a Future of its result."""
-    return Job(MapJob(*submit_run(func, [args], kwargs, RunOptions())))
+    return Job(MapJob(*submit_run(func, [args], kwargs, RunOptions(), findable=False)))
 
 
 class Executor(concurrent.futures.Executor):
@@ -105,7 +105,7 @@ class Executor(concurrent.futures.Executor):
         with self._lock:
             if self._shutdown:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            job = Job(MapJob(*submit_run(fn, [args], kwargs, self.options)))
+            job = Job(MapJob(*submit_run(fn, [args], kwargs, self.options, findable=False)))
             self._jobs.append(job)
             return job
 

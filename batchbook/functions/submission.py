@@ -57,10 +57,12 @@ def submit_run(
     source: Run | None = None,
     parent: tuple[Run, list[int]] | None = None,
     backend: Backend | None = None,
+    findable: bool = True,
 ) -> tuple[Backend, dict[str, Any]]:
     """Pickle and store a run, then submit its one (array) job: the backend and the run's
     manifest (with its ``jobId``). Nothing is submitted unless everything checked out and
-    pickled, and nothing is left in the store if the submission was refused."""
+    pickled, and nothing is left in the store if the submission was refused. ``findable``:
+    record its reuse key, so a later map with reuse=True finds it."""
     filenames: set[str] = set()  # of the code pickled by value: its source goes with it
     function_bytes = pickle_function(func, filenames)
     kwargs_bytes = dumps(kwargs, "keyword arguments", filenames) if kwargs else None
@@ -81,12 +83,15 @@ def submit_run(
         parallelism = _parallelism(backend, queue, options.vcpus) if auto else 1
         bounds = chunk_bounds(n, options.chunksize, parallelism)
     inputs_bytes, offsets = (b"", []) if args is None else chunk_inputs(args, bounds, filenames)
-    key = reuse_key(
-        func, function_bytes, sources(filenames), kwargs_bytes,
-        f"results of run {source.id}" if source else inputs_bytes,
-        options, queue, bounds[0][1] - bounds[0][0],
-    )  # fmt: skip
-    if options.reuse:
+    # a map is found again by its key (``findable``; a single call of batch.submit is not)
+    key = None
+    if findable or options.reuse:
+        key = reuse_key(
+            func, function_bytes, sources(filenames), kwargs_bytes,
+            f"results of run {source.id}" if source else inputs_bytes,
+            options, queue, bounds[0][1] - bounds[0][0],
+        )  # fmt: skip
+    if options.reuse and key is not None:
         found = reusable_run(backend.store, key)
         if found is not None and _reusable(backend, found):
             return backend, {**found, "reused": True}
@@ -152,7 +157,8 @@ def submit_run(
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     ledger = {k: manifest[k] for k in LEDGER_FIELDS} | {"jobId": None}
     record_run(store, ledger)  # pending: a client killed before the next line still finds it
-    record_reusable(store, key, run_id)
+    if key is not None:
+        record_reusable(store, key, run_id)
     try:
         manifest["jobId"] = ledger["jobId"] = backend.batch.submit_job(**request)["jobId"]
     except Exception:
