@@ -31,6 +31,7 @@ class AwsBackend(Backend):
     def __init__(self, aws: Aws, store: ObjectStore, queue: str, job_definition: str):
         super().__init__(aws.batch, aws.logs, store, queue)  # adaptive retries, as for setup
         self.runner = job_definition
+        self.needs_execution_role = True  # on AWS, Batch reads secrets with the execution role
         self.region = aws.region
         self.poll_seconds = float(os.environ.get(POLL_ENV) or POLL_SECONDS)
         self._image: dict[str, Any] | None = None

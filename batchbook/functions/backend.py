@@ -15,6 +15,7 @@ above knows which.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -83,7 +84,8 @@ class Backend:
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
-        self._ready_secrets: dict[str, str] = {}  # runner|secrets -> its revision with them
+        self._ready_secrets: dict[str, str] = {}  # container with secrets -> its revision
+        self._plain: dict[str, Any] | None = None  # the runner's revision without secrets
         # module sets found to match the worker's -> this interpreter's description of them
         self._matching: dict[frozenset[str], dict[str, Any]] = {}
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
@@ -131,51 +133,85 @@ class Backend:
 
     runner = RUNNER_JOBDEF  # the runner's job definition (name)
 
+    needs_execution_role = False  # whether secrets need the definition's executionRoleArn
+
     def job_definition(self, secrets: dict[str, str] | None = None) -> str:
-        """The runner's job definition (checked once; see missing_job_definition); with
-        ``secrets``, a revision of it that has them (Batch takes secrets only from a job
-        definition, never from SubmitJob's overrides), registered once."""
-        if secrets:
-            return self._with_secrets(self.job_definition(), secrets)
+        """The runner's job definition, as ``name:revision``: its latest ACTIVE revision
+        without secrets (looked up once; see missing_job_definition). With ``secrets``, a
+        revision of that one which has them (Batch takes secrets only from a job definition,
+        never from SubmitJob's overrides), registered once and found again; a plain map never
+        runs on it, so no other map's job gets them."""
         with self._lock:
-            if self.runner in self._ready:
-                return self.runner
-            found = self.batch.describe_job_definitions(
-                jobDefinitionName=self.runner, status="ACTIVE"
-            )["jobDefinitions"]
+            plain = self._plain_runner()
+            if not secrets:
+                return f"{plain['jobDefinitionName']}:{plain['revision']}"
+            return self._with_secrets(plain, secrets)
+
+    def _revisions(self) -> list[dict[str, Any]]:
+        """The runner's ACTIVE revisions (every page)."""
+        name, _, revision = self.runner.partition(":")
+        if revision:  # pinned by the configuration
+            return list(
+                self.batch.describe_job_definitions(jobDefinitions=[self.runner])["jobDefinitions"]
+            )
+        out: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"jobDefinitionName": name, "status": "ACTIVE"}
+        while True:
+            page = self.batch.describe_job_definitions(**request)
+            out += page["jobDefinitions"]
+            if not page.get("nextToken"):
+                return out
+            request["nextToken"] = page["nextToken"]
+
+    def _plain_runner(self) -> dict[str, Any]:
+        if self._plain is None:
+            found = self._revisions()
             if not found:
                 self.missing_job_definition()
-            self._ready.add(self.runner)
-            return self.runner
-
-    def _with_secrets(self, name: str, secrets: dict[str, str]) -> str:
-        wanted = [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())]
-        key = f"{name}|{wanted}"
-        with self._lock:
-            if key in self._ready_secrets:
-                return self._ready_secrets[key]
-            found = self.batch.describe_job_definitions(jobDefinitionName=name, status="ACTIVE")[
-                "jobDefinitions"
-            ]
-            for jd in sorted(found, key=lambda d: -d["revision"]):
-                if jd.get("containerProperties", {}).get("secrets") == wanted:
-                    ref = f"{name}:{jd['revision']}"
-                    break
-            else:
-                latest = max(found, key=lambda d: d["revision"])
-                kept = {
-                    k: latest[k]
-                    for k in ("parameters", "retryStrategy", "timeout", "platformCapabilities",
-                              "propagateTags", "tags")
-                    if latest.get(k)
-                }  # fmt: skip
-                container = {**latest["containerProperties"], "secrets": wanted}
-                made = self.batch.register_job_definition(
-                    jobDefinitionName=name, type="container", containerProperties=container, **kept
+                found = self._revisions()
+            plain = [d for d in found if not (d.get("containerProperties") or {}).get("secrets")]
+            if not plain:
+                raise ClientError(
+                    f"job definition: every ACTIVE revision of {self.runner} has secrets; "
+                    "register one without them for maps that ask for none"
                 )
-                ref = f"{name}:{made['revision']}"
-            self._ready_secrets[key] = ref
-            return ref
+            self._plain = max(plain, key=lambda d: d["revision"])
+        return self._plain
+
+    def _with_secrets(self, plain: dict[str, Any], secrets: dict[str, str]) -> str:
+        wanted = [{"name": k, "valueFrom": v} for k, v in sorted(secrets.items())]
+        container = {**plain["containerProperties"], "secrets": wanted}
+        key = json.dumps(container, sort_keys=True)
+        if key in self._ready_secrets:
+            return self._ready_secrets[key]
+        if self.needs_execution_role and not container.get("executionRoleArn"):
+            raise ClientError(
+                f"secrets: the runner's job definition {plain['jobDefinitionName']}:"
+                f"{plain['revision']} has no executionRoleArn, which Batch needs to read "
+                "secrets; register the runner with an execution role that may read them "
+                "(secretsmanager:GetSecretValue, ssm:GetParameters)"
+            )
+        name = plain["jobDefinitionName"]
+        same = [
+            d
+            for d in self._revisions()
+            if json.dumps(d.get("containerProperties"), sort_keys=True) == key
+        ]
+        if same:
+            ref = f"{name}:{max(d['revision'] for d in same)}"
+        else:
+            kept = {
+                k: plain[k]
+                for k in ("parameters", "retryStrategy", "timeout", "platformCapabilities",
+                          "propagateTags", "tags", "schedulingPriority")
+                if plain.get(k)
+            }  # fmt: skip
+            made = self.batch.register_job_definition(
+                jobDefinitionName=name, type="container", containerProperties=container, **kept
+            )
+            ref = f"{name}:{made['revision']}"
+        self._ready_secrets[key] = ref
+        return ref
 
     def missing_job_definition(self) -> None:
         """What to do when the runner's job definition does not exist: register the local one."""

@@ -257,6 +257,9 @@ def _missing(e: Exception, key: str) -> Exception:
     return e
 
 
+_S3: dict[str | None, Any] = {}  # endpoint -> the S3 client open_uri reads with
+
+
 def open_uri(uri: str) -> BinaryIO:
     """``s3://bucket/key`` as a stream read as it goes (boto3 finds the endpoint and the
     credentials as for the store), or a local file (``file://`` or a path)."""
@@ -267,8 +270,10 @@ def open_uri(uri: str) -> BinaryIO:
         if not bucket or not key:
             raise ClientError(f"uri: {uri!r:.200} is not s3://bucket/key")
         endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or None
+        if _S3.get(endpoint) is None:  # one client per worker: each costs milliseconds
+            _S3[endpoint] = boto3.client("s3", endpoint_url=endpoint)
         try:
-            body = boto3.client("s3", endpoint_url=endpoint).get_object(Bucket=bucket, Key=key)
+            body = _S3[endpoint].get_object(Bucket=bucket, Key=key)
         except Exception as e:
             raise _missing(e, uri) from e
         return body["Body"]  # type: ignore[no-any-return]

@@ -47,6 +47,7 @@ def keep_outputs(store: ObjectStore, run_id: str, index: int) -> None:
     if folder is None or not folder.is_dir():
         return
     try:
+        store.delete(files_key(run_id, index))  # an earlier attempt's files: this one's instead
         for path in sorted(folder.rglob("*")):
             if path.is_file():
                 store.put_file(files_key(run_id, index, path.relative_to(folder).as_posix()), path)
@@ -58,6 +59,14 @@ def keep_outputs(store: ObjectStore, run_id: str, index: int) -> None:
         )
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def drop_outputs() -> None:
+    """At the end of a chunk: the worker's folder of output folders goes (on the host of the
+    local engine, /tmp would keep them)."""
+    if _ROOT[0] is not None:
+        shutil.rmtree(_ROOT[0], ignore_errors=True)
+        _ROOT[0] = None
 
 
 class InputFiles:

@@ -62,6 +62,8 @@ def reuse_key(
                 sorted(options.env.items()),
                 list(options.depends_on),
                 sorted(options.secrets.items()),
+                options.max_failures,
+                options.budget,
             ]
         )
     )

@@ -30,7 +30,7 @@ from batchbook.functions.keptoutput import OutputKeeper
 from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
 from batchbook.functions.outputs import _ROOT as _OUTPUT_ROOT
-from batchbook.functions.outputs import keep_outputs
+from batchbook.functions.outputs import drop_outputs, keep_outputs
 from batchbook.functions.payload import (
     INLINE,
     OUT_OF_BAND,
@@ -192,6 +192,7 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
             flushed_at, unwritten = stopped, 0
     if pending:
         store.put(results_key(run_id, chunk, attempt, flushes), block(pending))
+    drop_outputs()
     if not failed:
         return EXIT_FINAL if spent else 0  # inputs that failed earlier as often as allowed
     return EXIT_FAILED if retryable else EXIT_FINAL

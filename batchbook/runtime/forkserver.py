@@ -59,6 +59,7 @@ from batchbook.runtime.containment import (
 from batchbook.runtime.frames import decode_frames, encode
 from batchbook.runtime.proc import boot_ticks
 from batchbook.runtime.pythonrun import run_python
+from batchbook.runtime.secrets import hidden
 from batchbook.runtime.streams import DEFAULT_CAP_MIB, StreamWriter
 
 _PYTHON_NAMES = {"python", "python3", f"python{sys.version_info[0]}.{sys.version_info[1]}"}
@@ -130,6 +131,10 @@ class ForkServer:
         self.ctrl_in, self.ctrl_out, self.scratch_root = ctrl_in, ctrl_out, scratch_root
         self.preload = preload  # loaded before the first `python -m` start (see warm_up)
         self.log_cap = log_cap  # bytes an attempt's log stream may hold
+        # the service's environment, but what only a job's own secrets may give it (gone from
+        # this process's too: python attempts run in it, forked, with its os.environ)
+        for name in [k for k in os.environ if hidden(k)]:
+            del os.environ[name]
         self.base_env = dict(os.environ)
         own = set(filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)))
         self.base_path = [p for p in sys.path[1:] if p not in own]

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 import batchbook as batch
+from batchbook.errors import ClientError
 from batchbook.functions.submission import INFRA_ATTEMPTS
 from tests.aws.conftest import REGION, batchbook, client
 
@@ -56,20 +59,37 @@ def test_a_map_is_one_submit_job_of_ids_only(aws_env: dict[str, str]) -> None:
 
 def test_secrets_ride_on_a_revision_of_the_runner_definition(aws_env: dict[str, str]) -> None:
     """Batch takes secrets only from a job definition: the map submits to a revision of the
-    runner's that has them (made once, found again), by name and ARN only."""
+    runner's that has them (made once, found again), by name and ARN only; a map without
+    secrets stays on the runner's plain revision, so no other job gets them."""
     assert batchbook("aws", "setup", "--region", REGION, "--bucket", "lab-bucket").returncode == 0
     arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+    with batch.use("aws"), pytest.raises(ClientError, match="has no executionRoleArn"):
+        batch.map(double, range(2), secrets={"DB_PASSWORD": arn})  # Batch could not read it
+    batch_client = client("batch")
+    [first] = batch_client.describe_job_definitions(jobDefinitionName="batchbook-runner")[
+        "jobDefinitions"
+    ]
+    role = "arn:aws:iam::123456789012:role/batchbook-execution"
+    batch_client.register_job_definition(  # the runner, as a user gives it an execution role
+        jobDefinitionName="batchbook-runner",
+        type="container",
+        parameters=first["parameters"],
+        containerProperties={**first["containerProperties"], "executionRoleArn": role},
+    )
     with batch.use("aws"):
         job = batch.map(double, range(2), secrets={"DB_PASSWORD": arn})
         again = batch.map(double, range(3), secrets={"DB_PASSWORD": arn})
-    batch_client = client("batch")
-    [stored] = batch_client.describe_jobs(jobs=[job.job_id])["jobs"]
-    assert stored["jobDefinition"].endswith(":job-definition/batchbook-runner:2")
-    [other] = batch_client.describe_jobs(jobs=[again.job_id])["jobs"]
-    assert other["jobDefinition"] == stored["jobDefinition"]  # the same revision, not a third
+        plain = batch.map(double, range(2))
+    jobs = {j["jobId"]: j for j in batch_client.describe_jobs(
+        jobs=[job.job_id, again.job_id, plain.job_id])["jobs"]}  # fmt: skip
+    assert jobs[job.job_id]["jobDefinition"].endswith(":job-definition/batchbook-runner:3")
+    assert jobs[again.job_id]["jobDefinition"] == jobs[job.job_id]["jobDefinition"]  # found again
+    assert jobs[plain.job_id]["jobDefinition"].endswith(":job-definition/batchbook-runner:2")
     revisions = batch_client.describe_job_definitions(jobDefinitionName="batchbook-runner")
-    [revision] = [d for d in revisions["jobDefinitions"] if d["revision"] == 2]
-    assert revision["containerProperties"]["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": arn}]
-    [first] = [d for d in revisions["jobDefinitions"] if d["revision"] == 1]
-    assert revision["parameters"] == first["parameters"]  # the rest of the runner as it was
-    assert revision["containerProperties"]["command"] == first["containerProperties"]["command"]
+    [with_secrets] = [d for d in revisions["jobDefinitions"] if d["revision"] == 3]
+    container = with_secrets["containerProperties"]
+    assert container["secrets"] == [{"name": "DB_PASSWORD", "valueFrom": arn}]
+    assert (
+        container["executionRoleArn"] == role and with_secrets["parameters"] == first["parameters"]
+    )
+    assert container["command"] == first["containerProperties"]["command"]

@@ -60,3 +60,19 @@ def test_an_input_is_opened_on_the_worker_as_a_stream(backend: Backend, tmp_path
     results = job.results(return_exceptions=True)
     assert results[0] == 5000
     assert isinstance(results[1], Exception) and "no such object" in str(results[1])
+
+
+def keeps_per_attempt(x: int) -> int:
+    import os
+
+    attempt = os.environ["AWS_BATCH_JOB_ATTEMPT"]
+    (batch.output_dir() / f"attempt{attempt}.txt").write_text(attempt)
+    if attempt == "1":
+        raise RuntimeError("the first attempt fails after writing")
+    return x
+
+
+def test_a_retried_input_shows_the_files_of_its_latest_attempt(backend: Backend) -> None:
+    job = batch.map(keeps_per_attempt, [5], retries=1).wait(timeout=120, progress=False)
+    assert job.results() == [5]
+    assert job.files(0).names == ["attempt2.txt"]

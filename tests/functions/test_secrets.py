@@ -31,13 +31,18 @@ def digests(_: int) -> tuple[str, str]:
     )
 
 
+def peeks(_: int) -> list[str | None]:
+    names = ("BATCHBOOK_SECRETS_FILE", "BATCHBOOK_SECRET_TOKEN", "TOKEN")
+    return [os.environ.get(name) for name in names]
+
+
 def test_secrets_reach_the_worker_and_no_stored_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     secrets_file = tmp_path / "secrets.json"  # named by the user, outside the state dir
     secrets_file.write_text(json.dumps({IN_FILE: VALUES[0]}))
     monkeypatch.setenv("BATCHBOOK_SECRETS_FILE", str(secrets_file))
-    monkeypatch.setenv("TOKEN", VALUES[1])  # the environment the service starts in
+    monkeypatch.setenv("BATCHBOOK_SECRET_TOKEN", VALUES[1])  # where the service starts
     state = tmp_path / "state"
     start(state)
     try:
@@ -48,6 +53,9 @@ def test_secrets_reach_the_worker_and_no_stored_byte(
             [detail] = backend.describe([job.job_id])
             assert {"name": "TOKEN", "valueFrom": IN_ENV} in detail["container"]["secrets"]
             described = json.dumps(backend.describe([job.job_id]))
+            # a job that asks for none gets none: not the file, not the variables
+            others = batch.map(peeks, [0]).results()
+            assert others == [[None, None, None]]
             missing = batch.map(digests, [0], secrets={"DB_PASSWORD": NOWHERE, "TOKEN": IN_ENV})
             error = missing.wait(timeout=60, progress=False).to_frame().loc[0, "error"]
             assert "ResourceInitializationError: unable to pull secrets: DB_PASSWORD" in error
