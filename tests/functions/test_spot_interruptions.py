@@ -1,7 +1,8 @@
 """A map on a spot compute environment that rehearses interruptions, with real processes:
 each input's first attempt gets EC2's notice in the file BATCHBOOK_SPOT_NOTICE_FILE names,
-is stopped as its instance goes, and the map's retry rules (a lost host is retried without
-counting against retries=) carry every input through. Deterministic with the seed."""
+keeps a checkpoint, is killed as its instance goes, and the map's retry rules (a lost host
+is retried without counting against retries=) carry every input through, the second
+attempt resuming from the checkpoint. Deterministic with the seed."""
 
 from __future__ import annotations
 
@@ -25,17 +26,20 @@ def backend(folder_backend: Backend) -> Backend:
     return folder_backend
 
 
-def watches_for_the_notice(x: int, folder: str) -> int:
-    """Works for 1.5 s; on a notice, keeps it (as a checkpoint would be kept) and waits."""
+def watches_for_the_notice(x: int, folder: str) -> tuple[int, str | None]:
+    """Works for 1.5 s; on a notice, keeps it and a checkpoint, and waits to be stopped; an
+    attempt after that resumes from the checkpoint."""
+    resumed = batch.restore(default=None)
     notice = Path(os.environ["BATCHBOOK_SPOT_NOTICE_FILE"])
     attempt = os.environ["AWS_BATCH_JOB_ATTEMPT"]
     end = time.monotonic() + 1.5
     while time.monotonic() < end:
         if notice.exists():
             Path(folder, f"{x}-{attempt}").write_text(notice.read_text())
+            batch.checkpoint(f"saved by attempt {attempt} at the notice")
             time.sleep(120)  # until the instance goes (SIGTERM)
         time.sleep(0.01)
-    return x * 10
+    return x * 10, resumed
 
 
 def seed_for(ce: dict[str, object], inputs: int) -> str:
@@ -74,7 +78,9 @@ def test_a_map_survives_spot_interruptions_rehearsed_with_a_seed(
         watches_for_the_notice, [0, 1], [str(tmp_path)] * 2, chunksize=1, queue="spot", name=NAME
     )
     frame = job.wait(timeout=120, progress=False).to_frame()
-    assert frame["result"].tolist() == [0, 10]  # retries=0: the lost hosts did not count
+    # retries=0: the lost hosts did not count; the second attempts resumed from checkpoints
+    assert frame["result"].tolist() == [(0, "saved by attempt 1 at the notice"),
+                                        (10, "saved by attempt 1 at the notice")]  # fmt: skip
     assert frame["attempts"].tolist() == [2, 2]
     tagged = {**ce, "tags": {**ce["tags"], "batchbook:spotSeed": seed}}
     for i, child in enumerate(backend.describe(job.chunk_job_ids)):
