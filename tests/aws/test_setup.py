@@ -81,7 +81,7 @@ def test_setup_makes_a_working_queue_once_and_a_dry_run_nothing(aws_env: dict[st
         assert repr(backend) == (
             "<batchbook AWS backend us-east-1, queue batchbook, store s3://lab-bucket/batchbook>"
         )
-        assert backend.job_definition() == "batchbook-runner"
+        assert backend.job_definition() == "batchbook-runner:1"  # its plain revision
 
 
 def test_fargate_gets_its_execution_role_and_no_instances(aws_env: dict[str, str]) -> None:
