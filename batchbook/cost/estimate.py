@@ -131,19 +131,16 @@ class Run:
         return _hourly(self.placement, spot) / self.sharing
 
     def cost(self, spot: bool) -> float:
-        hourly = self.placement.spot_hour if spot else self.placement.on_demand_hour
-        return self.billed_seconds * hourly / 3600
+        return self.billed_seconds * _hourly(self.placement, spot) / 3600
 
     def cost_most(self, spot: bool) -> float:
         """The cost, counting the extra instance where it would bill more."""
         billed = max(self.billed_seconds, self.billed_seconds_extra or 0)
-        hourly = self.placement.spot_hour if spot else self.placement.on_demand_hour
-        return billed * hourly / 3600
+        return billed * _hourly(self.placement, spot) / 3600
 
     def cost_least(self, spot: bool) -> float:
         billed = min(self.billed_seconds, self.billed_seconds_extra or math.inf)
-        hourly = self.placement.spot_hour if spot else self.placement.on_demand_hour
-        return billed * hourly / 3600
+        return billed * _hourly(self.placement, spot) / 3600
 
 
 @dataclass(frozen=True)

@@ -416,8 +416,8 @@ def _fits(need: tuple[float, int, int], limit: tuple[float, int, int]) -> bool:
 
 def _describe(resources: tuple[float, int, int]) -> str:
     vcpus, memory, gpus = resources
-    text = f"{vcpus:g} vCPU, " + (f"{memory:,} MiB" if memory < 1 << 40 else "any memory")
-    return text + (f", {gpus} GPU" if gpus and gpus < 1 << 10 else "")
+    text = f"{vcpus:g} vCPU, " + (f"{memory:,} MiB" if memory < NO_LIMIT[1] else "any memory")
+    return text + (f", {gpus} GPU" if gpus and gpus < NO_LIMIT[2] else "")
 
 
 def _state_limit(queue: dict[str, Any], category: str) -> str | None:
