@@ -108,6 +108,7 @@ def serve(args: argparse.Namespace) -> int:
             min_state_limit_seconds=args.min_state_limit,
             preload=tuple(filter(None, args.preload.split(","))),
             max_log_stream_mib=args.max_log_stream_mib,
+            clock_offset_seconds=args.clock_offset,
         )
     except (StateDirInUse, UnsafeStateDir, OSError) as e:
         print(f"batchbook serve: {e}", file=sys.stderr)
@@ -228,6 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         metavar="MIB",
         help="what one attempt's log stream may hold; past it, a note and the rest dropped "
         "(default 1024)",
+    )
+    p_serve.add_argument(
+        "--clock-offset",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="run the engine's clock this far ahead of this machine's (a rehearsal of a "
+        "service that comes back after a long time down: its schedules' missed firings)",
     )
     p_serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     for name, text in (

@@ -76,6 +76,25 @@ class ResourceNotFound(ClientError):
     aws_type = "ResourceNotFoundException"
 
 
+class ScheduleNotFound(ResourceNotFound):
+    """EventBridge Scheduler has no schedule (or schedule group) of that name."""
+
+    http_status = 404
+
+
+class ValidationError(ClientError):
+    """An EventBridge Scheduler request was malformed."""
+
+    aws_type = "ValidationException"
+
+
+class Conflict(ClientError):
+    """A schedule (or schedule group) of that name exists already."""
+
+    aws_type = "ConflictException"
+    http_status = 409
+
+
 class AuthenticationError(BatchbookError):
     """A request to the local service was not signed with the local access key."""
 

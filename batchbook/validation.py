@@ -1,7 +1,7 @@
 """Request validation against a dated copy of AWS's service models, plus the service limits.
 
-The shapes (required members, types, enums, unknown members) come from the Batch and
-CloudWatch Logs service models shipped in ``batchbook/models`` (copied from botocore,
+The shapes (required members, types, enums, unknown members) come from the Batch,
+CloudWatch Logs and EventBridge Scheduler service models shipped in ``batchbook/models`` (copied from botocore,
 see ``models/index.json`` for the date and version), never from whichever botocore is
 installed: botocore's copies change between releases (1.44 stopped requiring
 ``computeResources.subnets``), and the engine must behave the same everywhere. The
@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Callable
 from importlib import resources
 from typing import Any
 
@@ -33,7 +34,7 @@ def models_index() -> dict[str, str]:
 
 @functools.cache
 def service_model(service: str = "batch") -> Any:
-    """The pinned model of ``service`` ("batch" or "logs") as a botocore ServiceModel."""
+    """The pinned model of ``service`` ("batch", "logs" or "scheduler") as a botocore ServiceModel."""
     from botocore.model import ServiceModel
 
     path = resources.files("batchbook").joinpath("models", models_index()[service])
@@ -172,3 +173,47 @@ def check_name(field: str, value: str) -> None:
             f"{field}: {value!r:.140} is not valid; use 1-128 letters, digits, hyphens "
             "and underscores, starting with a letter or digit"
         )
+
+
+Renaming = Callable[[str, dict[str, str]], str]  # (key, lower-cased member -> member) -> new key
+
+
+def sdk_input(operation: str, request: dict[str, Any], service: str = "batch") -> dict[str, Any]:
+    """``request`` with its member names as the AWS SDKs spell them (``jobName`` ->
+    ``JobName``): what an EventBridge Scheduler universal target's Input holds. Map keys
+    (tags, parameters) are data and stay as they are."""
+    shape = service_model(service).operation_model(operation).input_shape
+    return _renamed(shape, request, lambda key, _: key[:1].upper() + key[1:])  # type: ignore[no-any-return]
+
+
+def from_sdk_input(operation: str, value: Any, service: str = "batch") -> dict[str, Any]:
+    """The request an SDK-cased universal target Input stands for (see :func:`sdk_input`);
+    a ClientError names a member the operation does not have."""
+    shape = service_model(service).operation_model(operation).input_shape
+    if not isinstance(value, dict):
+        raise ClientError(f"Input: expected a JSON object, got {type(value).__name__}")
+
+    def member_of(key: str, members: dict[str, str]) -> str:
+        if key.lower() not in members:
+            allowed = ", ".join(m[:1].upper() + m[1:] for m in members.values())
+            raise ClientError(f"Input.{key}: not a {operation} parameter; allowed: {allowed}")
+        return members[key.lower()]
+
+    return _renamed(shape, value, member_of)  # type: ignore[no-any-return]
+
+
+def _renamed(shape: Any, value: Any, rename: Renaming) -> Any:
+    """``value`` (of ``shape``) with every structure's member names passed through ``rename``."""
+    kind = shape.type_name
+    if kind == "structure" and isinstance(value, dict):
+        members = {m.lower(): m for m in shape.members}
+        out = {}
+        for key, item in value.items():
+            target = shape.members.get(members.get(key.lower(), ""))
+            out[rename(key, members)] = item if target is None else _renamed(target, item, rename)
+        return out
+    if kind == "list" and isinstance(value, list):
+        return [_renamed(shape.member, item, rename) for item in value]
+    if kind == "map" and isinstance(value, dict):
+        return {k: _renamed(shape.value, v, rename) for k, v in value.items()}
+    return value

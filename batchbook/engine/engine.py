@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from batchbook.engine import spot, views
+from batchbook.engine import schedules, spot, views
 from batchbook.engine.actions import Action, StartAttempt, StopAttempt, WriteNotice
 from batchbook.engine.changes import Changes, Clock
 from batchbook.engine.jobs import JobSpec, JobState, Task, job_to_stop
@@ -57,6 +57,7 @@ class Engine(ObjectOperations):
         self.config = config or EngineConfig()
         self.min_timeout_seconds = self.config.min_timeout_seconds
         self.registry = Registry(host, self._object_changed, self.config.min_state_limit_seconds)
+        self.schedules = schedules.Schedules(clock, self.registry)
         self.jobs: dict[str, JobState] = {}
         self._runnable: dict[str, dict[str, JobState]] = {}  # queue name -> FIFO of RUNNABLE jobs
         self._submitted: deque[JobState] = deque()
@@ -306,11 +307,13 @@ class Engine(ObjectOperations):
     # -------------------------------------------------------------- scheduling
     def next_deadline(self) -> int | None:
         due = [timers[0][0] for timers in (self._deadlines, self._limit_timers) if timers]
-        return min(due, default=None)
+        firing = self.schedules.next_at()  # the next schedule's
+        return min(due if firing is None else [*due, firing], default=None)
 
     def step(self) -> list[Action]:
-        """Advance: fire due timeouts, admit submitted jobs, place runnable ones."""
+        """Advance: fire due timeouts and schedules, admit submitted jobs, place runnable ones."""
         now = self.clock()
+        self.schedules.fire_due(now, self.submit_job)
         while self._deadlines and self._deadlines[0][0] <= now:
             _, task_id, what = heapq.heappop(self._deadlines)
             job = self._tasks.get(task_id)
@@ -587,7 +590,7 @@ class Engine(ObjectOperations):
     ) -> None:
         """Rebuild the state from persisted records (parents before their children)."""
         for kind, data in objects:
-            self.registry.load(kind, data)
+            (self.schedules if kind in schedules.KINDS else self.registry).load(kind, data)
         state = rebuild(jobs)
         self.jobs, self._seq, self._submitted = state.jobs, state.seq, state.submitted
         self._runnable, self._tasks, self._used = state.runnable, state.tasks, state.used

@@ -55,10 +55,15 @@ class Registry:
         self.jobdefs: dict[str, dict[str, Any]] = {}  # "name:revision" -> definition
         self.capacity: dict[str, Resources] = {}
         self.region = host.region  # the region of the request being served
-        self._changed = on_change
+        self.on_change = on_change
 
     def arn(self, kind: str, name: str, service: str = "batch") -> str:
         return f"arn:aws:{service}:{self.region}:{self.host.account}:{kind}/{name}"
+
+    def scheduler_arn(self, path: str) -> str:
+        """An EventBridge Scheduler ARN: ``path`` is ``schedule/<group>/<name>`` or
+        ``schedule-group/<name>``."""
+        return f"arn:aws:scheduler:{self.region}:{self.host.account}:{path}"
 
     # -- compute environments -------------------------------------------------------
     def create_compute_environment(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +133,7 @@ class Registry:
         name = ce["computeEnvironmentName"]
         self.ces[name] = ce
         self.capacity[name] = environment_capacity(ce, self.host.memory_mib, self.host.cpus)
-        self._changed("ce", name, ce)
+        self.on_change("ce", name, ce)
 
     def compute_environment(self, ref: str, field: str = "computeEnvironment") -> dict[str, Any]:
         ce = self.ces.get(name_of(ref)) if ref.startswith("arn:") else self.ces.get(ref)
@@ -173,7 +178,7 @@ class Registry:
             )
         del self.ces[name]
         del self.capacity[name]
-        self._changed("ce", name, None)
+        self.on_change("ce", name, None)
         return {}
 
     def describe_compute_environments(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -245,7 +250,7 @@ class Registry:
 
     def _put_queue(self, queue: dict[str, Any]) -> None:
         self.queues[queue["jobQueueName"]] = queue
-        self._changed("queue", queue["jobQueueName"], queue)
+        self.on_change("queue", queue["jobQueueName"], queue)
 
     def job_queue(self, ref: str, field: str = "jobQueue") -> dict[str, Any]:
         queue = self._find(self.queues, ref)
@@ -284,7 +289,7 @@ class Registry:
 
     def delete_job_queue(self, name: str) -> None:
         del self.queues[name]
-        self._changed("queue", name, None)
+        self.on_change("queue", name, None)
 
     def describe_job_queues(self, req: dict[str, Any]) -> dict[str, Any]:
         validate_request("DescribeJobQueues", req)
@@ -365,7 +370,7 @@ class Registry:
     def _put_jobdef(self, jobdef: dict[str, Any]) -> None:
         key = f"{jobdef['jobDefinitionName']}:{jobdef['revision']}"
         self.jobdefs[key] = jobdef
-        self._changed("jobdef", key, jobdef)
+        self.on_change("jobdef", key, jobdef)
 
     def job_definition(self, ref: str, field: str = "jobDefinition") -> dict[str, Any]:
         """Resolve ``name`` (latest ACTIVE revision), ``name:N`` or an ARN."""

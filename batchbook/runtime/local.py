@@ -68,9 +68,25 @@ OPERATIONS = (
     "UpdateComputeEnvironment",
     "UpdateJobQueue",
 )
+# EventBridge Scheduler's, answered by the engine's schedules (and batchbook's own listing
+# of what a schedule fired and missed)
+SCHEDULER_OPERATIONS = (
+    "BatchbookScheduleFirings",
+    "CreateSchedule",
+    "CreateScheduleGroup",
+    "DeleteSchedule",
+    "DeleteScheduleGroup",
+    "GetSchedule",
+    "GetScheduleGroup",
+    "ListScheduleGroups",
+    "ListSchedules",
+    "UpdateSchedule",
+)
 MIN_FREE_BYTES = 1 << 20  # below this, on the state dir's disk, changes are refused (StorageFull)
 RETRY_SAVE_MS = 1000  # how often changes a full disk kept are tried again
-READ_ONLY = frozenset(op for op in OPERATIONS if op.startswith(("Describe", "List")))
+READ_ONLY = frozenset(
+    op for op in OPERATIONS + SCHEDULER_OPERATIONS if op.startswith(("Describe", "List", "Get"))
+)
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -97,10 +113,12 @@ class LocalBatch:
         memory_mib: int | None = None,
         preload: tuple[str, ...] = (),
         max_log_stream_mib: int = 1024,
+        clock_offset_seconds: float = 0,
     ):
         """``min_timeout_seconds``, ``min_state_limit_seconds``: AWS's floors (60, 600) unless
         lowered for tests; ``preload``: modules the fork server loads before the first ``python -m`` attempt;
-        ``max_log_stream_mib``: what an attempt's log stream may hold (the rest is dropped)."""
+        ``max_log_stream_mib``: what an attempt's log stream may hold (the rest is dropped);
+        ``clock_offset_seconds``: how far ahead of this machine's clock the engine's runs."""
         self.state_dir = Path(state_dir or default_state_dir()).expanduser().resolve()
         private_dir(self.state_dir)  # 0700, this user's: refused otherwise
         self._lock_file = _lock_state_dir(self.state_dir)
@@ -114,7 +132,8 @@ class LocalBatch:
         for stale in self._notices.iterdir():  # of attempts the last engine ran: all lost
             stale.unlink(missing_ok=True)
         config = EngineConfig(min_timeout_seconds, min_state_limit_seconds, str(self._notices))
-        self.engine = Engine(now_ms, host, config)
+        offset = self._clock_offset_ms = int(clock_offset_seconds * 1000)
+        self.engine = Engine((lambda: now_ms() + offset) if offset else now_ms, host, config)
         self.db = StateDB(self.state_dir / "state.db")
         self.engine.load(*self.db.load())
         self.launcher = Launcher(self.state_dir, preload, max_log_stream_mib)
@@ -142,23 +161,28 @@ class LocalBatch:
     def call(
         self, operation: str, request: dict[str, Any] | None = None, region: str | None = None
     ) -> dict[str, Any]:
-        """Run one Batch operation by its API name (``SubmitJob``) with a request dict."""
+        """Run one Batch (or EventBridge Scheduler) operation by its API name (``SubmitJob``,
+        ``CreateSchedule``) with a request dict."""
         return json.loads(self.call_json(operation, request, region))  # copies, never engine state
 
     def call_json(
         self, operation: str, request: dict[str, Any] | None = None, region: str | None = None
     ) -> bytes:
         """Like :meth:`call`, but the response as JSON bytes, serialized under the lock."""
-        if operation not in OPERATIONS:
+        if operation in OPERATIONS:
+            answers: Any = self.engine
+        elif operation in SCHEDULER_OPERATIONS:
+            answers = self.engine.schedules
+        else:
             raise ClientError(
                 f"operation {operation!r} is not supported by the local engine; "
-                f"supported: {', '.join(OPERATIONS)}"
+                f"supported: {', '.join(OPERATIONS + SCHEDULER_OPERATIONS)}"
             )
         with self._lock:
             if operation not in READ_ONLY:
                 self._check_room()
             self.engine.region = region or self.engine.host.region
-            result = getattr(self.engine, snake(operation))(request or {})
+            result = getattr(answers, snake(operation))(request or {})
             if operation not in READ_ONLY:
                 self._commit()
                 self._wake()
@@ -324,8 +348,8 @@ class LocalBatch:
         if self._pids:
             deadlines.append(self._next_memory_check)
         engine_deadline = self.engine.next_deadline()
-        if engine_deadline is not None:
-            deadlines.append(engine_deadline)
+        if engine_deadline is not None:  # on the engine's clock
+            deadlines.append(engine_deadline - self._clock_offset_ms)
         if not deadlines:
             return None
         return max(0.0, (min(deadlines) - now_ms()) / 1000)
@@ -465,13 +489,13 @@ def _lock_state_dir(state_dir: Path) -> Any:
 
 
 def _install_operations() -> None:
-    for operation in OPERATIONS:
+    for operation in OPERATIONS + SCHEDULER_OPERATIONS:
 
         def method(self: LocalBatch, _op: str = operation, **request: Any) -> dict[str, Any]:
             return self.call(_op, request)
 
         method.__name__ = snake(operation)
-        method.__doc__ = f"The Batch ``{operation}`` operation (request as keyword arguments)."
+        method.__doc__ = f"The ``{operation}`` operation (request as keyword arguments)."
         setattr(LocalBatch, snake(operation), method)
 
 

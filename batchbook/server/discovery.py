@@ -28,7 +28,7 @@ from typing import Any
 from batchbook.errors import ServiceUnavailable
 from batchbook.home import check_private, default_state_dir, private_dir, private_opener
 from batchbook.server.auth import Credentials, load_credentials
-from batchbook.server.routes import INTERPRETER_PATH, WAIT_PATH
+from batchbook.server.routes import FIRINGS_PATH, INTERPRETER_PATH, WAIT_PATH
 
 INFO_FILE = "service.json"
 PORT_FILE = "service.port"  # the last service's port: the next one takes it again if it is free
@@ -47,7 +47,7 @@ class Service:
     region: str = DEFAULT_REGION
 
     def client_kwargs(self) -> dict[str, str]:
-        """Keyword arguments for ``boto3.client("batch" or "logs", **kwargs)``."""
+        """Keyword arguments for ``boto3.client("batch", "logs" or "scheduler", **kwargs)``."""
         return {
             "endpoint_url": self.url,
             "region_name": self.region,
@@ -60,7 +60,8 @@ class Service:
         return dataclasses.replace(self, region=region)
 
     def client(self, service_name: str = "batch", region: str | None = None, **config: Any) -> Any:
-        """A boto3 client for ``batch`` or ``logs`` on this service (``config``: botocore Config)."""
+        """A boto3 client for ``batch``, ``logs`` or ``scheduler`` on this service (``config``:
+        botocore Config)."""
         import boto3
         from botocore.config import Config
 
@@ -95,6 +96,16 @@ class Service:
         """What the service's workers run: Python and the versions of ``modules``
         (``POST /batchbook/interpreter``; workers run the service's interpreter)."""
         return self._call(INTERPRETER_PATH, {"modules": modules}, 30)
+
+    def schedule_firings(
+        self, name: str, group: str, catch_up: bool | None = None
+    ) -> dict[str, Any]:
+        """What a local schedule fired and missed, and when it fires next (``POST
+        /batchbook/schedule-firings``); with ``catch_up``, its catch-up setting is changed."""
+        request: dict[str, Any] = {"Name": name, "GroupName": group}
+        if catch_up is not None:
+            request["CatchUp"] = catch_up
+        return self._call(FIRINGS_PATH, request, 30)
 
     def _call(self, path: str, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POST one of batchbook's own extensions, signed like every request, on a kept-alive

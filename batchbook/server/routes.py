@@ -3,18 +3,20 @@
 Batch is REST-JSON: ``POST /v1/<operation in lower case>`` with a JSON body, plus
 the tags routes ``/v1/tags/{resourceArn}`` (GET list, POST tag, DELETE untag with
 ``tagKeys`` in the query). CloudWatch Logs is JSON 1.1: ``POST /`` with
-``X-Amz-Target: Logs_20140328.<Operation>``.
+``X-Amz-Target: Logs_20140328.<Operation>``. EventBridge Scheduler is REST-JSON with its
+names in the path and query (``GET /schedules/{Name}?groupName=g``), laid out by its model.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from batchbook.errors import ClientError
+from batchbook.errors import ClientError, ValidationError
 from batchbook.validation import service_model
 
 LOGS_TARGET = "Logs_20140328."
@@ -26,12 +28,20 @@ WAIT_OPERATION = "BatchbookWaitForChange"
 # ...and what its workers run (their interpreter is the service's): Python and package versions
 INTERPRETER_PATH = "/batchbook/interpreter"
 INTERPRETER_OPERATION = "BatchbookDescribeInterpreter"
-EXTENSIONS = {WAIT_PATH: WAIT_OPERATION, INTERPRETER_PATH: INTERPRETER_OPERATION}
+# ...and what a local schedule fired and missed (EventBridge Scheduler keeps no such list)
+FIRINGS_PATH = "/batchbook/schedule-firings"
+FIRINGS_OPERATION = "BatchbookScheduleFirings"
+EXTENSIONS = {
+    WAIT_PATH: WAIT_OPERATION,
+    INTERPRETER_PATH: INTERPRETER_OPERATION,
+    FIRINGS_PATH: FIRINGS_OPERATION,
+}
+SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups")
 
 
 @dataclass(frozen=True)
 class Route:
-    service: str  # "batch" or "logs": also the SigV4 service name
+    service: str  # "batch", "logs" or "scheduler": also the SigV4 service name
     operation: str
     request: dict[str, Any]
 
@@ -48,9 +58,55 @@ def batch_operations() -> dict[str, str]:
     return out
 
 
+@functools.cache
+def scheduler_operations() -> list[tuple[str, re.Pattern[str], str]]:
+    """(method, path pattern, operation) for every operation in the Scheduler model that
+    the local engine answers (not its tags: schedule groups carry none here)."""
+    model = service_model("scheduler")
+    out = []
+    for name in model.operation_names:
+        http = model.operation_model(name).http
+        if "{ResourceArn}" in http["requestUri"]:
+            continue
+        pattern = re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(http["requestUri"]))
+        out.append((http["method"], re.compile(pattern), name))
+    return out
+
+
 def service_of(raw_path: str, headers: dict[str, str]) -> str:
     """Which API a request is for, known before its signature is checked."""
-    return "logs" if headers.get("x-amz-target", "").startswith(LOGS_TARGET) else "batch"
+    if headers.get("x-amz-target", "").startswith(LOGS_TARGET):
+        return "logs"
+    return "scheduler" if raw_path.startswith(SCHEDULER_PREFIXES) else "batch"
+
+
+def _scheduler_route(method: str, path: str, query: str, body: bytes) -> Route:
+    for verb, pattern, name in scheduler_operations():
+        m = pattern.fullmatch(path)
+        if m is None or verb != method:
+            continue
+        shape = service_model("scheduler").operation_model(name).input_shape
+        request = _json_object(body) if method in ("POST", "PUT") else {}
+        params = parse_qs(query, keep_blank_values=True)
+        for member, member_shape in shape.members.items():
+            where, wire = (
+                member_shape.serialization.get("location"),
+                member_shape.serialization.get("name", member),
+            )
+            if where == "uri":
+                request[member] = unquote(m[wire])
+            elif where == "querystring" and wire in params:
+                value: Any = params[wire][-1]
+                if member_shape.type_name == "integer":
+                    try:
+                        value = int(value)
+                    except ValueError:
+                        raise ValidationError(
+                            f"{member}: {value!r:.40} is not a whole number"
+                        ) from None
+                request[member] = value
+        return Route("scheduler", name, request)
+    raise ValidationError(f"{method} {path[:200]}: no such EventBridge Scheduler operation here")
 
 
 def route(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Route:
@@ -60,6 +116,8 @@ def route(method: str, raw_path: str, headers: dict[str, str], body: bytes) -> R
         if method != "POST":
             raise ClientError(f"CloudWatch Logs requests are POST, not {method}")
         return Route("logs", target[len(LOGS_TARGET) :], _json_object(body))
+    if path.startswith(SCHEDULER_PREFIXES):
+        return _scheduler_route(method, path, query, body)
     if path in EXTENSIONS and method == "POST":
         return Route("batch", EXTENSIONS[path], _json_object(body))
     if path.startswith(TAGS_PREFIX):

@@ -24,7 +24,7 @@ def start(state_dir: Path, *extra: str) -> Service:
 def checked_client(service: Service, name: str = "batch", **config: Any) -> Any:
     """A boto3 client whose every 200 response is checked against botocore's output shape."""
     client = service.client(name, **config)
-    service_name = "logs" if name == "logs" else "batch"
+    service_name = name if name in ("logs", "scheduler") else "batch"
 
     def check(operation_model: Any, response_dict: dict[str, Any], **_: Any) -> None:
         if response_dict["status_code"] == 200:
