@@ -165,12 +165,7 @@ def why(args: argparse.Namespace) -> int:
     from batchbook.functions.diagnosis import diagnose
 
     try:
-        backend = (
-            batch.use("aws", profile=args.profile)
-            if args.aws
-            else batch.use(state_dir=args.state_dir)
-        )
-        with backend:
+        with _backend(args) as backend:
             job_id = args.job
             if not backend.describe([job_id]):  # not a job id: a run id or a map's name
                 job_id = batch.attach(args.job, backend).job_id
@@ -179,6 +174,43 @@ def why(args: argparse.Namespace) -> int:
         print(f"batchbook why: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def schedule(args: argparse.Namespace) -> int:
+    """``batchbook schedule list|pause|resume|delete [NAME]``: the batch.schedule ones."""
+    import batchbook as batch
+    from batchbook.errors import BatchbookError
+
+    try:
+        with _backend(args) as backend:
+            found = batch.schedules(backend)
+            if args.action == "list":
+                print(repr(found))
+                return 0
+            if not args.name:
+                print(
+                    f"batchbook schedule {args.action}: give the schedule's name", file=sys.stderr
+                )
+                return 2
+            chosen = found[args.name]
+            if args.action == "delete":
+                chosen.delete()
+                print(f"schedule {args.name!r} deleted; its runs stay (batch.jobs())")
+            else:
+                print(repr(chosen.pause() if args.action == "pause" else chosen.resume()))
+    except BatchbookError as e:
+        print(f"batchbook schedule: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _backend(args: argparse.Namespace) -> Any:
+    """The backend a command's ``--aws``, ``--profile`` and ``--state-dir`` name."""
+    import batchbook as batch
+
+    if args.aws:
+        return batch.use("aws", profile=args.profile)
+    return batch.use(state_dir=args.state_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,9 +285,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_why = sub.add_parser("why", help="why a job waits (or ended), in plain words")
     p_why.add_argument("job", help="a job id, or a map's run id or name")
-    p_why.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
-    p_why.add_argument("--aws", action="store_true", help="on AWS (the configured profile)")
-    p_why.add_argument("--profile", default=None, help="batchbook config profile (with --aws)")
+    p_schedule = sub.add_parser("schedule", help="list, pause, resume or delete schedules")
+    p_schedule.add_argument("action", choices=["list", "pause", "resume", "delete"])
+    p_schedule.add_argument("name", nargs="?", help="the schedule's name (batch.schedule name=)")
+    for p in (p_why, p_schedule):
+        p.add_argument("--state-dir", **state_dir)  # type: ignore[arg-type]
+        p.add_argument("--aws", action="store_true", help="on AWS (the configured profile)")
+        p.add_argument("--profile", default=None, help="batchbook config profile (with --aws)")
     add_aws_commands(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
@@ -266,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         "stop": stop,
         "cleanup": cleanup,
         "why": why,
+        "schedule": schedule,
         "aws": run_aws,
     }
     return commands[args.command](args)

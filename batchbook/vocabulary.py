@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable
 from typing import Any, Final, Literal
 
 from batchbook.errors import ClientError
@@ -92,17 +93,21 @@ def name_of(ref: str) -> str:
 
 # ---------------------------------------------------------------- paging tokens
 def paginate(
-    items: list[Any], max_results: int | None, next_token: str | None, limit: int
+    items: list[Any],
+    max_results: int | None,
+    next_token: str | None,
+    limit: int,
+    names: tuple[str, str] = ("maxResults", "nextToken"),  # as the API spells them
 ) -> tuple[list[Any], str | None]:
     """Slice ``items`` by an opaque offset token; return the page and the next token."""
-    check_range("maxResults", max_results, 1, limit)
+    check_range(names[0], max_results, 1, limit)
     start = 0
     if next_token:
         try:
             start = int(base64.urlsafe_b64decode(next_token.encode()).decode())
         except ValueError:
             raise ClientError(
-                f"nextToken: {next_token!r:.60} is not a token this service issued"
+                f"{names[1]}: {next_token!r:.60} is not a token this service issued"
             ) from None
     size = max_results or limit
     page = items[start : start + size]
@@ -111,8 +116,28 @@ def paginate(
     return page, token
 
 
+def every_page(
+    call: Callable[..., Any], key: str, token: str = "nextToken", **request: Any
+) -> list[Any]:
+    """Every item a paged list call gives (``call(**request)[key]``), page after page;
+    ``token``: the API's name for its next-page token."""
+    out: list[Any] = []
+    while True:
+        page = call(**request)
+        out += page[key]
+        if not page.get(token):
+            return out
+        request[token] = page[token]
+
+
 def with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
     """``out`` with ``nextToken`` set when there is one."""
     if token:
         out["nextToken"] = token
     return out
+
+
+# EventBridge Scheduler's universal target for Batch's SubmitJob: a schedule's Input is the
+# SubmitJob request, its member names as the SDKs spell them (validation.sdk_input)
+SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
+SCHEDULE_GROUP = "batchbook"  # EventBridge Scheduler's group of every batch.schedule

@@ -72,6 +72,7 @@ class Names:
     instance_role: str  # and its instance profile, of the same name
     job_role: str
     execution_role: str  # Fargate's, to pull the image and write logs
+    scheduler_role: str  # EventBridge Scheduler's, to submit a schedule's firings
     compute_environment: str
     queue: str
     job_definition: str
@@ -84,14 +85,36 @@ class Names:
             instance_role=f"{n}-instance",
             job_role=f"{n}-job",
             execution_role=f"{n}-execution",
+            scheduler_role=scheduler_role_name(n),
             compute_environment=f"{n}-{opts.kind.lower()}",
             queue=n,
             job_definition=f"{n}-runner",
         )
 
 
+def scheduler_role_name(setup: str) -> str:
+    """The role a setup's schedules submit their jobs with (see scheduler_policy)."""
+    return f"{setup}-scheduler"
+
+
+def scheduler_policy(region: str, names: Names) -> str:
+    """What EventBridge Scheduler may do for a setup's schedules: submit (and tag) jobs to
+    its queue with its runner's job definition, nothing else."""
+    batch = f"arn:aws:batch:{region}:*"
+    resources = [
+        f"{batch}:job-queue/{names.queue}",
+        f"{batch}:job-definition/{names.job_definition}:*",
+        f"{batch}:job/*",
+    ]
+    statement = {"Effect": "Allow", "Action": ["batch:SubmitJob", "batch:TagResource"]}
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [{**statement, "Resource": resources}]}
+    )
+
+
 def trust(service: str) -> str:
-    """The trust policy that lets ``service`` (``batch``, ``ec2``, ``ecs-tasks``) take a role."""
+    """The trust policy that lets ``service`` (``batch``, ``ec2``, ``ecs-tasks``,
+    ``scheduler``) take a role."""
     return json.dumps(
         {
             "Version": "2012-10-17",

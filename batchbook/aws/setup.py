@@ -2,7 +2,8 @@
 
 The bucket (or a prefix of an existing one), a named Batch service role, an instance role
 and profile (EC2 and Spot), a job role that may use only the store's prefix and write logs,
-Fargate's execution role (Fargate), a managed compute environment (``minvCpus`` 0 by
+Fargate's execution role (Fargate), a role with which EventBridge Scheduler may submit to
+the queue only (for ``batch.schedule``), a managed compute environment (``minvCpus`` 0 by
 default, so an idle queue costs nothing), a job queue, the runner's job definition and the
 log group. Each step first looks whether its resource exists; the plan says which will be
 made; ``dry_run`` stops there. The result is written to the config file.
@@ -27,6 +28,7 @@ from batchbook.aws.resources import (
     compute_resources,
     job_policy,
     runner_definition,
+    scheduler_policy,
     trust,
 )
 from batchbook.errors import ClientError
@@ -65,6 +67,7 @@ class Setup:
         roles.append((n.job_role, "ecs-tasks", [], job_policy(opts)))
         if opts.fargate:
             roles.append((n.execution_role, "ecs-tasks", [EXECUTION_POLICY], None))
+        roles.append((n.scheduler_role, "scheduler", [], self._scheduler_policy()))
         steps = [Step(f"S3 bucket {opts.bucket}", self._bucket_exists(), self._make_bucket)]
         for name, service, managed, inline in roles:
             make = functools.partial(self._make_role, name, service, managed, inline)
@@ -145,6 +148,7 @@ class Setup:
             (n.instance_role, [INSTANCE_POLICY], None),
             (n.job_role, [], job_policy(self.opts)),
             (n.execution_role, [EXECUTION_POLICY], None),
+            (n.scheduler_role, [], self._scheduler_policy()),
         ):
             if not self._role_exists(name):
                 continue
@@ -202,6 +206,9 @@ class Setup:
                 return False
             raise ClientError(f"--bucket: {self.opts.bucket}: {e}") from None
         return True
+
+    def _scheduler_policy(self) -> str:
+        return scheduler_policy(self.aws.region, self.names)
 
     def _role_exists(self, name: str) -> bool:
         try:

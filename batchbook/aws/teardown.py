@@ -1,6 +1,7 @@
 """``batchbook aws teardown``: remove what ``setup`` made, found by its tag, nothing else.
 
-Job queues are disabled, waited for and deleted before their compute environments (as
+The schedules that submit to its queue go first (batch.schedule's, found in the batchbook
+schedule group by their target's queue). Job queues are disabled, waited for and deleted before their compute environments (as
 AWS requires); job definitions are deregistered; the roles lose their policies and
 instance profiles first. The bucket and its runs stay unless ``delete_bucket``; then only a
 bucket setup made is emptied and deleted.
@@ -9,6 +10,7 @@ bucket setup made is emptied and deleted.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from batchbook.aws.clients import Aws, is_missing, wait_until
 from batchbook.aws.resources import LOG_GROUP, TAG
 from batchbook.errors import ClientError
+from batchbook.vocabulary import SCHEDULE_GROUP, every_page
 
 Out = Callable[[str], None]
 
@@ -29,10 +32,12 @@ class Found:
     job_definitions: list[dict[str, Any]]
     roles: list[str]
     log_group: bool
+    schedules: list[str]  # batch.schedule's, that submit to the setup's queue
     bucket: bool  # made by the setup (tagged)
 
     def lines(self, bucket: str, delete_bucket: bool) -> list[str]:
-        out = [f"job queue {q['jobQueueName']}" for q in self.queues]
+        out = [f"schedule {n} (EventBridge Scheduler)" for n in self.schedules]
+        out += [f"job queue {q['jobQueueName']}" for q in self.queues]
         out += [
             f"compute environment {c['computeEnvironmentName']}" for c in self.compute_environments
         ]
@@ -53,13 +58,15 @@ def find(aws: Aws, name: str, bucket: str) -> Found:
         return bool((resource.get("tags") or {}).get(TAG) == name)
 
     batch = aws.batch
-    queues = [q for q in _pages(batch.describe_job_queues, "jobQueues") if tagged(q)]
+    queues = [q for q in every_page(batch.describe_job_queues, "jobQueues") if tagged(q)]
     ces = [
-        c for c in _pages(batch.describe_compute_environments, "computeEnvironments") if tagged(c)
+        c
+        for c in every_page(batch.describe_compute_environments, "computeEnvironments")
+        if tagged(c)
     ]
     defs = [
         d
-        for d in _pages(batch.describe_job_definitions, "jobDefinitions", status="ACTIVE")
+        for d in every_page(batch.describe_job_definitions, "jobDefinitions", status="ACTIVE")
         if tagged(d)
     ]
     roles = []
@@ -75,7 +82,28 @@ def find(aws: Aws, name: str, bucket: str) -> Found:
         and aws.logs.list_tags_log_group(logGroupName=LOG_GROUP).get("tags", {}).get(TAG) == name
         for g in groups
     )
-    return Found(queues, ces, defs, roles, log_group, _bucket_is_ours(aws, bucket, name))
+    schedules = _schedules_of(aws, {q["jobQueueName"] for q in queues})
+    return Found(queues, ces, defs, roles, log_group, schedules, _bucket_is_ours(aws, bucket, name))
+
+
+def _schedules_of(aws: Aws, queues: set[str]) -> list[str]:
+    """The batchbook schedules whose firings submit to one of ``queues``."""
+    from botocore.exceptions import ClientError as BotoClientError
+
+    try:
+        listed = every_page(
+            aws.scheduler.list_schedules, "Schedules", "NextToken", GroupName=SCHEDULE_GROUP
+        )
+    except BotoClientError as e:
+        if is_missing(e):  # no batchbook schedule group: no schedules
+            return []
+        raise
+    out = []
+    for n in [s["Name"] for s in listed]:
+        target = aws.scheduler.get_schedule(Name=n, GroupName=SCHEDULE_GROUP)["Target"]
+        if json.loads(target.get("Input") or "{}").get("JobQueue") in queues:
+            out.append(n)
+    return out
 
 
 def teardown(
@@ -83,6 +111,9 @@ def teardown(
 ) -> Found:
     found = find(aws, name, bucket)
     batch = aws.batch
+    for schedule in found.schedules:  # first: none may submit to a queue being deleted
+        out(f"deleting schedule {schedule} ...")
+        aws.scheduler.delete_schedule(Name=schedule, GroupName=SCHEDULE_GROUP)
     for q in found.queues:
         queue = q["jobQueueName"]
         out(f"disabling and deleting job queue {queue} ...")
@@ -150,16 +181,6 @@ def _state(describe: Callable[..., Any], key: str, **request: Any) -> tuple[str,
     update settles (AWS deletes nothing then); None when it is gone."""
     items = describe(**request)[key]
     return (str(items[0]["state"]), str(items[0]["status"])) if items else None
-
-
-def _pages(call: Callable[..., Any], key: str, **request: Any) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    while True:
-        page = call(**request)
-        out += page[key]
-        if not page.get("nextToken"):
-            return out
-        request["nextToken"] = page["nextToken"]
 
 
 def _iam_roles(aws: Aws) -> list[dict[str, Any]]:

@@ -21,18 +21,19 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from batchbook.engine.expressions import Rule, parse
 from batchbook.engine.registry import Registry
 from batchbook.errors import ClientError, Conflict, ScheduleNotFound, ValidationError
+from batchbook.expressions import Rule, parse
 from batchbook.validation import from_sdk_input, validate_request
+from batchbook.vocabulary import SUBMIT_JOB_TARGET, paginate
 
-SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
 DEFAULT_GROUP = "default"
 LATE_MS = 60_000  # a firing this late still runs (the loop was busy); a later one is missed
 KEPT = 100  # the most recent firings and missed firings a schedule lists
 MAX_STEPS = 100_000  # firings counted one by one at a time; past it, the count is a floor
 START_SLACK_MS = 5 * 60_000  # AWS: a StartDate no earlier than 5 minutes ago
 PAGE = 100
+DEFAULT_RETRY = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
 NAME = re.compile(r"[0-9a-zA-Z_.-]+")  # of a schedule or a schedule group
 
 Submit = Callable[[dict[str, Any]], dict[str, Any]]
@@ -253,7 +254,9 @@ class Schedules:
                 "FlexibleTimeWindow.MaximumWindowInMinutes: required with Mode FLEXIBLE, "
                 "and not allowed with Mode OFF"
             )
-        target = req["Target"]
+        # AWS fills in the retry policy's defaults (24 hours, 185 retries)
+        target = {"RetryPolicy": dict(DEFAULT_RETRY), **req["Target"]}
+        target["RetryPolicy"] = {**DEFAULT_RETRY, **target["RetryPolicy"]}
         if target["Arn"] != SUBMIT_JOB_TARGET:
             raise ValidationError(
                 f"Target.Arn: {target['Arn']!r:.80}: the local engine fires Batch SubmitJob "
@@ -341,15 +344,13 @@ def _validate(operation: str, req: dict[str, Any]) -> None:
 
 
 def _page(items: list[Any], req: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
-    size = req.get("MaxResults") or PAGE
-    token = req.get("NextToken")
-    start = 0
-    if token is not None:
-        if not token.isdigit() or int(token) > len(items):
-            raise ValidationError(f"NextToken: {token!r:.40} is not a token this service gave")
-        start = int(token)
-    end = start + size
-    return items[start:end], ({"NextToken": str(end)} if end < len(items) else {})
+    try:
+        page, token = paginate(
+            items, req.get("MaxResults"), req.get("NextToken"), PAGE, ("MaxResults", "NextToken")
+        )
+    except ClientError as e:
+        raise ValidationError(str(e)) from None
+    return page, ({"NextToken": token} if token else {})
 
 
 def _ms(req: dict[str, Any], member: str) -> int | None:

@@ -16,11 +16,12 @@ import time
 from typing import Any
 
 from batchbook import interpreter
-from batchbook.aws.clients import Aws
+from batchbook.aws.clients import Aws, is_missing
 from batchbook.aws.config import load_profile
 from batchbook.aws.image import MANIFEST
+from batchbook.aws.resources import scheduler_role_name
 from batchbook.errors import ClientError
-from batchbook.functions.backend import Backend
+from batchbook.functions.backend import Backend, mapped_error
 from batchbook.functions.objects import ObjectStore, open_store
 
 POLL_ENV = "BATCHBOOK_AWS_POLL_SECONDS"
@@ -28,8 +29,13 @@ POLL_SECONDS = 2.0  # between two looks at a running map (a snapshot is a few ch
 
 
 class AwsBackend(Backend):
-    def __init__(self, aws: Aws, store: ObjectStore, queue: str, job_definition: str):
-        super().__init__(aws.batch, aws.logs, store, queue)  # adaptive retries, as for setup
+    def __init__(
+        self, aws: Aws, store: ObjectStore, queue: str, job_definition: str, setup: str = ""
+    ):
+        # adaptive retries, as for setup
+        super().__init__(aws.batch, aws.logs, store, queue, scheduler=aws.scheduler)
+        self.aws = aws
+        self.setup = setup or queue  # the name `batchbook aws setup` made it under
         self.runner = job_definition
         self.needs_execution_role = True  # on AWS, Batch reads secrets with the execution role
         self.region = aws.region
@@ -48,8 +54,10 @@ class AwsBackend(Backend):
     ) -> AwsBackend:
         """With ``region``, ``queue`` and ``store`` all given, no config file is needed;
         otherwise the config file's profile (``batchbook aws setup``) fills in the rest."""
+        setup = ""
         if not (region and queue and store):
             saved = load_profile()
+            setup = saved.setup
             region, queue, store = (
                 region or saved.region,
                 queue or saved.queue,
@@ -62,6 +70,7 @@ class AwsBackend(Backend):
             open_store(store, profile=profile),
             queue,
             job_definition or f"{queue}-runner",
+            setup,
         )
         backend.ensure_queue(None)
         backend.job_definition()
@@ -77,6 +86,21 @@ class AwsBackend(Backend):
         self, store_url: str, run_id: str
     ) -> tuple[list[str] | None, dict[str, str]]:
         return None, {"store": store_url, "run": run_id}
+
+    def scheduler_role(self) -> str:
+        from botocore.exceptions import ClientError as BotoClientError
+
+        name = scheduler_role_name(self.setup)
+        try:
+            return str(self.aws.iam.get_role(RoleName=name)["Role"]["Arn"])
+        except BotoClientError as e:
+            if not is_missing(e):
+                raise mapped_error(e, "GetRole") from e
+            raise ClientError(
+                f"schedule: the IAM role {name}, with which EventBridge Scheduler submits the "
+                f"firings, does not exist; run `batchbook aws setup --region {self.region}` "
+                "again (it makes it)"
+            ) from None
 
     def wait_for_change(
         self,

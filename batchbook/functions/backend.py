@@ -26,6 +26,7 @@ from batchbook import interpreter
 from batchbook.errors import (
     BatchbookError,
     ClientError,
+    Conflict,
     EnvironmentMismatch,
     ResourceNotFound,
     ServerError,
@@ -41,6 +42,7 @@ DEFAULT_MEMORY_MIB = 2048
 # The instance profile a MANAGED EC2 compute environment names (AWS requires one; the local
 # engine records it). The AWS set-up will make its own.
 LOCAL_INSTANCE_ROLE = "ecsInstanceRole"
+LOCAL_SCHEDULER_ROLE = "arn:aws:iam::000000000000:role/batchbook-scheduler"
 
 
 class BatchEndpoint(Protocol):
@@ -77,10 +79,13 @@ class Backend:
         store: ObjectStore,
         queue: str = DEFAULT_QUEUE,
         reconnect: Callable[[str], Any] | None = None,
+        scheduler: Any = None,
     ):
-        """``reconnect(service_name)``: a new client once the endpoint stopped answering."""
+        """``reconnect(service_name)``: a new client once the endpoint stopped answering;
+        ``scheduler``: EventBridge Scheduler's client (batch.schedule), if the endpoint has it."""
         self.batch = MappedErrors(batch, _bind(reconnect, "batch"))
         self.logs = MappedErrors(logs, _bind(reconnect, "logs"))
+        self.scheduler = MappedErrors(scheduler, _bind(reconnect, "scheduler"))
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
@@ -114,6 +119,17 @@ class Backend:
     def worker_environment(self) -> dict[str, str]:
         """Environment variables every job needs (to reach the store, say)."""
         return self.store.worker_environment()
+
+    def scheduler_role(self) -> str:
+        """The IAM role EventBridge Scheduler submits a schedule's jobs with."""
+        return LOCAL_SCHEDULER_ROLE  # the local engine's schedules take any role
+
+    def schedule_firings(
+        self, group: str, name: str, catch_up: bool | None = None
+    ) -> dict[str, Any] | None:
+        """What the endpoint keeps of a schedule's firings (fired, missed, next) and, with
+        ``catch_up``, sets it; None: it keeps none (EventBridge Scheduler)."""
+        return None
 
     def missing_queue(self, name: str) -> None:
         """What to do when the queue ``name`` does not exist: make it, or say so."""
@@ -399,6 +415,8 @@ def mapped_error(e: Any, operation: str | None = None) -> BatchbookError:
         mapped = ThrottlingError(message)
     elif code == "ResourceNotFoundException":
         mapped = ResourceNotFound(message)
+    elif code == "ConflictException":
+        mapped = Conflict(message)
     elif status < 500:
         mapped = ClientError(message)
     else:

@@ -14,10 +14,23 @@ from typing import Any
 
 from batchbook.functions.objects import ObjectStore
 from batchbook.functions.payload import run_key
+from batchbook.vocabulary import every_page
 
 RUN_TAG = "batchbook:run"  # every map's job carries its run id in this tag
 
 LEDGER = "ledger/"
+# What the ledger keeps of a run (and its job id)
+LEDGER_FIELDS = (
+    "id",
+    "name",
+    "function",
+    "codeHash",
+    "created",
+    "n",
+    "arguments",
+    "source",
+    "parent",
+)
 
 
 def ledger_key(run_id: str) -> str:
@@ -47,17 +60,13 @@ def _find_job(backend: Any, run_id: str) -> str | None:
         manifest = json.loads(bytes(backend.store.get(run_key(run_id, "run.json"))))
     except FileNotFoundError:
         return None
-    request = {
-        "jobQueue": manifest["options"]["queue"],
-        "filters": [{"name": "JOB_NAME", "values": [manifest["jobName"]]}],
-    }
-    ids: list[str] = []
-    while True:
-        page = backend.batch.list_jobs(**request)
-        ids += [j["jobId"] for j in page["jobSummaryList"]]
-        if not page.get("nextToken"):
-            break
-        request["nextToken"] = page["nextToken"]
+    named = every_page(
+        backend.batch.list_jobs,
+        "jobSummaryList",
+        jobQueue=manifest["options"]["queue"],
+        filters=[{"name": "JOB_NAME", "values": [manifest["jobName"]]}],
+    )
+    ids = [j["jobId"] for j in named]
     for job in backend.describe(ids):
         if job.get("tags", {}).get(RUN_TAG) == run_id:
             return str(job["jobId"])

@@ -24,6 +24,7 @@ class LocalBackend(Backend):
             store,
             queue,
             self._reconnect,
+            service.client("scheduler", **RETRIES),
         )
         self.service = service
         self._interpreters: dict[frozenset[str], dict[str, Any]] = {}
@@ -72,6 +73,15 @@ class LocalBackend(Backend):
         except ServiceUnavailable:  # stopped, or crashed: find it (or start it) once more
             self._reconnect("batch")
             return int(self.service.wait_for_change(0, timeout, until_final, finished))
+
+    def schedule_firings(
+        self, group: str, name: str, catch_up: bool | None = None
+    ) -> dict[str, Any] | None:
+        try:
+            return self.service.schedule_firings(name, group, catch_up)
+        except ServiceUnavailable:
+            self._reconnect("batch")
+            return self.service.schedule_firings(name, group, catch_up)
 
     def _reconnect(self, service_name: str) -> Any:
         """The service of this state dir again (found, or started: it may have a new port or

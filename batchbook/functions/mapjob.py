@@ -32,6 +32,7 @@ from batchbook.functions.payload import (
     Outcome,
     all_chunks,
     decode_value,
+    payload_key,
     run_key,
     to_json,
 )
@@ -336,7 +337,7 @@ class MapJob(RunState):
             source = MapJob.load(self.backend, self.manifest["source"])
             source._refresh(details=True)  # as they are now: an unfinished one shows as such
             return [(source._result(i, return_exceptions=True),) for i in range(self.size)]
-        return all_chunks(self.manifest["payload"], store.get(run_key(self.id, "payload.bin")))
+        return all_chunks(self.manifest["payload"], store.get(payload_key(self.manifest)))
 
     def to_frame(self) -> pd.DataFrame:
         """One row per input: input, result, status, error, traceback, attempts, times, memory, log, job.

@@ -84,8 +84,14 @@ def run_key(run_id: str, name: str) -> str:
     return f"runs/{run_id}/{name}"
 
 
-def read_part(store: Any, run_id: str, span: list[int]) -> bytes:
-    return store.get_range(run_key(run_id, "payload.bin"), span[0], span[1])
+def payload_key(manifest: dict[str, Any]) -> str:
+    """Where a run's payload is: its own, or its schedule's (a firing runs the payload its
+    schedule stored once)."""
+    return run_key(manifest.get("payloadOf") or manifest["id"], "payload.bin")
+
+
+def read_part(store: Any, manifest: dict[str, Any], span: list[int]) -> bytes:
+    return store.get_range(payload_key(manifest), span[0], span[1])
 
 
 def results_key(run_id: str, chunk: int, attempt: int, flush: int) -> str:

@@ -17,7 +17,8 @@ from batchbook.functions import environment
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
 from batchbook.functions.estimating import budget_check, default_basis
-from batchbook.functions.ledger import RUN_TAG, ledger_key, record_run
+from batchbook.functions.firing import SCHEDULE_TAG
+from batchbook.functions.ledger import LEDGER_FIELDS, RUN_TAG, ledger_key, record_run
 from batchbook.functions.options import RunOptions, chunk_bounds
 from batchbook.functions.payload import (
     chunk_inputs,
@@ -58,11 +59,14 @@ def submit_run(
     parent: tuple[Run, list[int]] | None = None,
     backend: Backend | None = None,
     findable: bool = True,
+    schedule: str | None = None,
 ) -> tuple[Backend, dict[str, Any]]:
     """Pickle and store a run, then submit its one (array) job: the backend and the run's
     manifest (with its ``jobId``). Nothing is submitted unless everything checked out and
     pickled, and nothing is left in the store if the submission was refused. ``findable``:
-    record its reuse key, so a later map with reuse=True finds it."""
+    record its reuse key, so a later map with reuse=True finds it. ``schedule``: store it
+    as that schedule's template and submit nothing: the manifest's ``request`` is the
+    SubmitJob request each firing makes (see :mod:`batchbook.functions.firing`)."""
     filenames: set[str] = set()  # of the code pickled by value: its source goes with it
     function_bytes = pickle_function(func, filenames)
     kwargs_bytes = dumps(kwargs, "keyword arguments", filenames) if kwargs else None
@@ -115,6 +119,8 @@ def submit_run(
 
     # ---- the run goes to the store, then one job to Batch
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
+    if schedule is not None:
+        run_id = f"schedule-{schedule}-{uuid.uuid4().hex[:8]}"
     fname = getattr(func, "__qualname__", type(func).__name__)
     manifest: dict[str, Any] = {
         "id": run_id,
@@ -154,6 +160,11 @@ def submit_run(
     store.put(run_key(run_id, "payload.bin"), parts)
     request = _job_request(backend, manifest, store.url, list(options.depends_on), source)
     manifest["jobName"] = request["jobName"]
+    if schedule is not None:  # stored once; each firing submits ``request``
+        manifest["schedule"] = {"name": schedule}
+        request["tags"][SCHEDULE_TAG] = schedule
+        store.put(run_key(run_id, "run.json"), to_json(manifest))
+        return backend, {**manifest, "request": request}
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first
     ledger = {k: manifest[k] for k in LEDGER_FIELDS} | {"jobId": None}
     record_run(store, ledger)  # pending: a client killed before the next line still finds it
@@ -179,20 +190,6 @@ def _reusable(backend: Backend, manifest: dict[str, Any]) -> bool:
 
 # Attempts a map's job gets beyond its inputs' retries, for failures that are not theirs
 INFRA_ATTEMPTS = 3
-
-
-# What the ledger keeps of a run (and its job id)
-LEDGER_FIELDS = (
-    "id",
-    "name",
-    "function",
-    "codeHash",
-    "created",
-    "n",
-    "arguments",
-    "source",
-    "parent",
-)
 
 
 def retry_strategy(retries: int) -> dict[str, Any]:
@@ -302,7 +299,7 @@ def resubmit(job: Run, indices: list[int], **options: Any) -> tuple[Backend, dic
 
     inputs = job.inputs()
     layout = job.manifest["payload"]
-    func = pickle.loads(read_part(job.backend.store, job.id, layout["function"]))
+    func = pickle.loads(read_part(job.backend.store, job.manifest, layout["function"]))
     opts = job.manifest["options"]
     merged = {
         "vcpus": opts["vcpus"],
@@ -319,7 +316,7 @@ def resubmit(job: Run, indices: list[int], **options: Any) -> tuple[Backend, dic
     }
     kwargs = {}
     if job.manifest.get("kwargs"):
-        kwargs = pickle.loads(read_part(job.backend.store, job.id, layout["kwargs"]))
+        kwargs = pickle.loads(read_part(job.backend.store, job.manifest, layout["kwargs"]))
     return submit_run(
         func,
         [inputs[i] for i in indices],

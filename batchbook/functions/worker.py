@@ -26,6 +26,7 @@ import traceback
 from typing import Any
 
 from batchbook.functions.checkpoints import working_on
+from batchbook.functions.firing import firing_run
 from batchbook.functions.keptoutput import OutputKeeper
 from batchbook.functions.objects import ObjectStore, open_store
 from batchbook.functions.options import chunk_bounds_of
@@ -89,17 +90,19 @@ def load_chunk(store: ObjectStore, manifest: dict[str, Any], chunk: int) -> list
     if source:  # chained: the inputs are the values of the same chunk of the source run
         done = finished_outcomes(store, source, chunk)
         return [(done[i].value(),) for i in range(start, end)]
-    layout, run = manifest["payload"], manifest["id"]
+    layout = manifest["payload"]
     at = layout["index"][0] + 8 * chunk
-    return pickle.loads(
-        read_part(store, run, list(chunk_span(layout, read_part(store, run, [at, at + 16]))))
-    )
+    index = read_part(store, manifest, [at, at + 16])
+    return pickle.loads(read_part(store, manifest, list(chunk_span(layout, index))))
 
 
 def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
     try:
         store = open_store(store_url)
         manifest = json.loads(bytes(store.get(run_key(run_id, "run.json"))))
+        if "schedule" in manifest:  # a schedule's template: this job is one of its firings
+            manifest = firing_run(store, manifest, os.environ.get("AWS_BATCH_JOB_ID", ""))
+            run_id = manifest["id"]
     except Exception as e:  # no credentials, no route, no such bucket...: say where and why
         print(
             f"batchbook worker: cannot read run {run_id} from the object store {store_url}: "
@@ -113,9 +116,11 @@ def run_chunk(store_url: str, run_id: str, chunk: int, attempt: int) -> int:
         _fail_all(store, manifest, chunk, attempt, "environment", mismatch_message(problems))
         return EXIT_FINAL
     if "sources" in layout:  # tracebacks show the submitted cells and files, line by line
-        register_sources(json.loads(read_part(store, run_id, layout["sources"])))
-    func = pickle.loads(read_part(store, run_id, layout["function"]))
-    kwargs = pickle.loads(read_part(store, run_id, layout["kwargs"])) if manifest["kwargs"] else {}
+        register_sources(json.loads(read_part(store, manifest, layout["sources"])))
+    func = pickle.loads(read_part(store, manifest, layout["function"]))
+    kwargs = (
+        pickle.loads(read_part(store, manifest, layout["kwargs"])) if manifest["kwargs"] else {}
+    )
     retry_on = tuple(manifest.get("retryOn") or ())
     runs_allowed = manifest["options"].get("retries", 0) + 1  # per input
     start = manifest["chunksize"] * chunk

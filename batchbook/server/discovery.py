@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from batchbook.errors import ServiceUnavailable
+from batchbook.errors import ClientError, ResourceNotFound, ServiceUnavailable
 from batchbook.home import check_private, default_state_dir, private_dir, private_opener
 from batchbook.server.auth import Credentials, load_credentials
 from batchbook.server.routes import FIRINGS_PATH, INTERPRETER_PATH, WAIT_PATH
@@ -137,6 +137,10 @@ class Service:
                     raise ServiceUnavailable(
                         f"the local service at {self.url} does not answer: {e}"
                     ) from e
+        if resp.status == 404:  # a schedule this service does not have
+            raise ResourceNotFound(str(data.get("message")))
+        if 400 <= resp.status < 500 and resp.status not in (403, 429):
+            raise ClientError(str(data.get("message")))
         if resp.status != 200:
             raise ServiceUnavailable(f"{path}: {resp.status} {data.get('message')}")
         return dict(data)
@@ -149,6 +153,7 @@ class Service:
             "AWS_DEFAULT_REGION": self.region,
             "AWS_ENDPOINT_URL_BATCH": self.url,
             "AWS_ENDPOINT_URL_CLOUDWATCH_LOGS": self.url,
+            "AWS_ENDPOINT_URL_SCHEDULER": self.url,
         }
 
     def profile(self, name: str = "batchbook-local") -> str:
@@ -165,6 +170,8 @@ class Service:
                 "batch =",
                 f"  endpoint_url = {self.url}",
                 "cloudwatch_logs =",
+                f"  endpoint_url = {self.url}",
+                "scheduler =",
                 f"  endpoint_url = {self.url}",
             ]
         )

@@ -65,6 +65,15 @@ def test_setup_makes_a_working_queue_once_and_a_dry_run_nothing(aws_env: dict[st
     policy = client("iam").get_role_policy(RoleName="batchbook-job", PolicyName="batchbook")
     statements = policy["PolicyDocument"]["Statement"]
     assert statements[0]["Resource"] == "arn:aws:s3:::lab-bucket/batchbook/*"
+    # EventBridge Scheduler's role may submit (and tag) to this queue and definition only
+    scheduler = client("iam").get_role(RoleName="batchbook-scheduler")["Role"]
+    principal = scheduler["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
+    assert principal == {"Service": "scheduler.amazonaws.com"}
+    policy = client("iam").get_role_policy(RoleName="batchbook-scheduler", PolicyName="batchbook")
+    [allowed] = policy["PolicyDocument"]["Statement"]
+    assert allowed["Action"] == ["batch:SubmitJob", "batch:TagResource"]
+    assert f"arn:aws:batch:{REGION}:*:job-queue/batchbook" in allowed["Resource"]
+    assert f"arn:aws:batch:{REGION}:*:job-definition/batchbook-runner:*" in allowed["Resource"]
 
     again = batchbook(*SETUP, "--spot")
     assert again.returncode == 0, again.stderr
@@ -162,8 +171,23 @@ def test_teardown_removes_exactly_what_setup_made(aws_env: dict[str, str]) -> No
     client("s3").create_bucket(Bucket="other")
     assert batchbook(*SETUP).returncode == 0
     client("s3").put_object(Bucket="lab-bucket", Key="batchbook/runs/x/run.json", Body=b"{}")
+    scheduler = client("scheduler")  # a schedule that submits to the setup's queue, one elsewhere
+    scheduler.create_schedule_group(Name="batchbook")
+    for name, queue in (("nightly", "batchbook"), ("theirs", "elsewhere")):
+        scheduler.create_schedule(
+            Name=name,
+            GroupName="batchbook",
+            ScheduleExpression="rate(1 hour)",
+            FlexibleTimeWindow={"Mode": "OFF"},
+            Target={
+                "Arn": "arn:aws:scheduler:::aws-sdk:batch:submitJob",
+                "RoleArn": "arn:aws:iam::123456789012:role/batchbook-scheduler",
+                "Input": json.dumps({"JobName": "n", "JobQueue": queue, "JobDefinition": "d"}),
+            },
+        )
     listed = batchbook("aws", "teardown", "--region", REGION, "--bucket", "lab-bucket", "--dry-run")
     assert "job queue batchbook" in listed.stdout and made()["queues"] == ["batchbook"]
+    assert "schedule nightly" in listed.stdout and "theirs" not in listed.stdout
     refused = batchbook("aws", "teardown", "--region", REGION, "--bucket", "lab-bucket")
     assert refused.returncode == 2 and "pass --yes" in refused.stderr  # stdin is no terminal
     done = batchbook("aws", "teardown", "--region", REGION, "--bucket", "lab-bucket", "--yes")
@@ -173,6 +197,8 @@ def test_teardown_removes_exactly_what_setup_made(aws_env: dict[str, str]) -> No
     assert left["roles"] == ["batchbook-someone-elses"] and left["profiles"] == []
     assert sorted(left["buckets"]) == ["lab-bucket", "other"]  # the runs stay
     assert "/aws/batch/job" not in left["groups"]
+    left_schedules = scheduler.list_schedules(GroupName="batchbook")["Schedules"]
+    assert [x["Name"] for x in left_schedules] == ["theirs"]
     gone = batchbook(
         "aws", "teardown", "--region", REGION, "--bucket", "lab-bucket", "--yes", "--delete-bucket"
     )

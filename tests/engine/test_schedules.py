@@ -11,9 +11,9 @@ import pytest
 from conftest import Driver, FakeClock
 
 from batchbook.engine import Engine, EngineConfig, Host
-from batchbook.engine.schedules import SUBMIT_JOB_TARGET
 from batchbook.errors import Conflict, ScheduleNotFound, ValidationError
 from batchbook.validation import sdk_input
+from batchbook.vocabulary import SUBMIT_JOB_TARGET
 
 HOUR = 3600
 ROLE = "arn:aws:iam::123456789012:role/batchbook-scheduler"

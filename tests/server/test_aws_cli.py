@@ -132,6 +132,31 @@ def test_aws_cli_drives_the_engine_and_reads_its_logs(
     )
     assert bad.returncode != 0
     assert "ClientException" in bad.stderr and "job queue 'nope' does not exist" in bad.stderr
+    # EventBridge Scheduler through the same profile: a schedule whose target submits cli-py
+    submit = {"JobName": "timed", "JobQueue": "cli", "JobDefinition": "cli-py"}
+    target = {
+        "Arn": "arn:aws:scheduler:::aws-sdk:batch:submitJob",
+        "RoleArn": "arn:aws:iam::123456789012:role/any",
+        "Input": json.dumps(submit),
+    }
+    made = aws(
+        env, "scheduler", "create-schedule", "--name", "cli-daily",
+        "--schedule-expression", "cron(15 6 * * ? *)", "--flexible-time-window", "Mode=OFF",
+        "--target", json.dumps(target),
+    )  # fmt: skip
+    assert made["ScheduleArn"].endswith(":schedule/default/cli-daily")
+    listed = aws(env, "scheduler", "list-schedules")["Schedules"]
+    assert [(x["Name"], x["State"]) for x in listed] == [("cli-daily", "ENABLED")]
+    got = aws(env, "scheduler", "get-schedule", "--name", "cli-daily")
+    assert got["ScheduleExpression"] == "cron(15 6 * * ? *)"
+    retry = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}  # AWS's defaults
+    assert got["Target"] == {**target, "RetryPolicy": retry}
+    aws(env, "scheduler", "delete-schedule", "--name", "cli-daily")
+    missing = subprocess.run(
+        ["aws", "scheduler", "get-schedule", "--name", "cli-daily"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert missing.returncode != 0 and "ResourceNotFoundException" in missing.stderr
 
 
 def test_batchbook_status_and_stop(service: Service) -> None:

@@ -1,4 +1,6 @@
-"""EventBridge Scheduler's schedule expressions, read and stepped through in time.
+"""EventBridge Scheduler's schedule expressions: made from batchbook's ``every=`` and
+5-field ``cron=``, read, and stepped through in time (by the engine, which fires them, and
+by a schedule's handle, which says when it fires next).
 
 ``at(2026-12-24T18:00:00)`` fires once; ``rate(5 minutes)`` every period from the schedule's
 start; ``cron(m h dom mon dow year)`` at the times it names, in the schedule's time zone
@@ -23,6 +25,8 @@ _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\(([^()]*)\)")
 _DOW = re.compile(r"(?<![#/])\d+")  # a day number (not an nth, not a step)
+_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # a 5-field cron's 0-7
+_EVERY = re.compile(r"(\d+)\s*(m|min|mins|minutes?|h|hours?|d|days?)")
 HORIZON_YEARS = 200  # a cron whose next time is further off than this never fires again
 
 
@@ -132,3 +136,50 @@ def _zone(name: str) -> ZoneInfo:
         raise ValidationError(
             f"ScheduleExpressionTimezone: {name!r} is not a time zone (e.g. UTC, Europe/Paris)"
         ) from None
+
+
+def rate_of(every: str | dt.timedelta) -> str:
+    """``rate(...)`` for ``every=`` ("30m", "1h", "2 days", or a timedelta of whole minutes)."""
+    if isinstance(every, dt.timedelta):
+        minutes, rest = divmod(every.total_seconds(), 60)
+        if rest or minutes < 1:
+            raise ValidationError(
+                f"every: {every} is not a whole number of minutes (at least 1); "
+                "EventBridge Scheduler's rates are in minutes, hours or days"
+            )
+    else:
+        m = _EVERY.fullmatch(str(every).strip().lower())
+        if m is None or int(m[1]) < 1:
+            raise ValidationError(
+                f"every: {every!r:.40} is not a period; give e.g. '30m', '1h', '2d' "
+                "(minutes, hours or days, at least 1) or a timedelta"
+            )
+        minutes = int(m[1]) * {"m": 1, "h": 60, "d": 1440}[m[2][0]]
+    value, unit = int(minutes), "minute"
+    for size, name in ((1440, "day"), (60, "hour")):
+        if value % size == 0:
+            value, unit = value // size, name
+            break
+    return f"rate({value} {unit}{'' if value == 1 else 's'})"
+
+
+def cron_of(cron: str) -> str:
+    """``cron(m h dom mon dow *)`` for a 5-field cron (UTC): AWS wants ``?`` in one of the
+    day fields and numbers the days of the week from SUN=1, so the days become names."""
+    fields = cron.split()
+    if len(fields) != 5 or not croniter.is_valid(cron) or "?" in cron:
+        raise ValidationError(
+            f"cron: {cron!r:.60} is not a 5-field cron (minute hour day-of-month month "
+            "day-of-week, in UTC), e.g. '0 3 * * *' for 03:00 every day"
+        )
+    minute, hour, dom, month, dow = fields
+    if dom != "*" and dow != "*":
+        raise ValidationError(
+            f"cron: {cron!r:.60} restricts both the day of the month and the day of the week; "
+            "cron runs on either, which EventBridge Scheduler cannot say: make one of them *"
+        )
+    if dow == "*":
+        dow = "?"
+    else:
+        dom, dow = "?", _DOW.sub(lambda d: _NAMES[int(d[0])], dow)
+    return f"cron({minute} {hour} {dom} {month} {dow} *)"
