@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         metavar="SECONDS",
         help="run the engine's clock this far ahead of this machine's (a rehearsal of a "
-        "service that comes back after a long time down: its schedules' missed firings)",
+        "service that comes back after a long time down: its schedules' missed firings); "
+        "on a scratch state dir only: the times it writes stay ahead",
     )
     p_serve.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
     for name, text in (

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from batchbook.errors import ValidationError
 
@@ -24,8 +25,11 @@ RATE_UNITS = {"minute": 60_000, "hour": 3_600_000, "day": 86_400_000}
 _AT = re.compile(r"at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)")
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _CRON = re.compile(r"cron\(([^()]*)\)")
-_DOW = re.compile(r"(?<![#/])\d+")  # a day number (not an nth, not a step)
-_NAMES = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")  # a 5-field cron's 0-7
+# one item of a day-of-week list: a day or range (numbers or names), then /step, #nth or L
+_DOW_ITEM = re.compile(
+    r"(?P<base>\*|\d+(?:-\d+)?|[A-Za-z]{3}(?:-[A-Za-z]{3})?)(?P<tail>/\d+|#\d|L)?"
+)
+_LAST = re.compile(r"L(\d)")  # croniter's "last <day> of the month" (AWS writes it 6L)
 _EVERY = re.compile(r"(\d+)\s*(m|min|mins|minutes?|h|hours?|d|days?)")
 HORIZON_YEARS = 200  # a cron whose next time is further off than this never fires again
 
@@ -43,22 +47,49 @@ class Rule:
 
     def after(self, ms: int, anchor: int) -> int | None:
         """The first firing strictly after ``ms`` (epoch ms), or None: there is none.
-        ``anchor``: when a rate's periods start (the start date, else its creation)."""
+        ``anchor``: a rate's first firing (its start date, else its creation: AWS starts
+        a rate schedule at once), the next ones a period apart."""
         if self.at_ms is not None:
             return self.at_ms if self.at_ms > ms else None
         if self.period_ms is not None:
             if ms < anchor:
-                return anchor + self.period_ms
+                return anchor
             return anchor + ((ms - anchor) // self.period_ms + 1) * self.period_ms
-        assert self.cron is not None  # one of the three, by parse()
-        start = dt.datetime.fromtimestamp(ms / 1000, self.zone)
-        times = croniter(self.cron, start, ret_type=dt.datetime)
-        for _ in range(HORIZON_YEARS * 12):  # a year field skips at most that many months
-            when = times.get_next(dt.datetime)
-            if when.year - start.year > HORIZON_YEARS:
+        assert self.cron is not None and self.zone is not None  # one of the three, by parse()
+        try:
+            return self._cron_after(ms)
+        except CroniterError:  # a date that never comes (31 February)
+            return None
+
+    def _cron_after(self, ms: int) -> int | None:
+        """Stepped in wall-clock time, as AWS does across daylight saving time: a time the
+        clocks skip does not fire, a time they repeat fires once (the first time)."""
+        assert self.cron is not None and self.zone is not None
+        local = dt.datetime.fromtimestamp(ms / 1000, self.zone).replace(tzinfo=None)
+        last_year = local.year + HORIZON_YEARS
+        times = croniter(self.cron, local, ret_type=dt.datetime)
+        for _ in range(10_000):
+            wall = times.get_next(dt.datetime)
+            if wall.year > last_year:
                 return None
-            if _year_matches(self.years, when.year):
-                return int(when.timestamp() * 1000)
+            if not _year_matches(self.years, wall.year):
+                year = next(
+                    (
+                        y
+                        for y in range(wall.year + 1, last_year + 1)
+                        if _year_matches(self.years, y)
+                    ),
+                    None,
+                )
+                if year is None:
+                    return None
+                times = croniter(self.cron, dt.datetime(year, 1, 1) - dt.timedelta(minutes=1))
+                continue
+            when = wall.replace(tzinfo=self.zone, fold=0)
+            exists = when.astimezone(dt.UTC).astimezone(self.zone).replace(tzinfo=None) == wall
+            at = int(when.timestamp() * 1000)
+            if exists and at > ms:
+                return at
         return None
 
 
@@ -98,22 +129,51 @@ def _cron(expression: str, fields: list[str], zone: ZoneInfo) -> Rule:
             f"ScheduleExpression: {expression!r}: exactly one of day-of-month and "
             "day-of-week must be '?'"
         )
-    # AWS: SUN=1..SAT=7; croniter: SUN=0..SAT=6 (names are the same in both)
-    dow = "*" if dow == "?" else _DOW.sub(lambda d: _dow(expression, d[0]), dow)
+    # AWS: SUN=1..SAT=7, "6L" the last Friday; croniter: SUN=0..SAT=6, "L5" (names alike)
+    dow = "*" if dow == "?" else _days(expression, dow, _from_aws)
     cron = " ".join([minute, hour, "*" if dom == "?" else dom, month, dow])
     if not croniter.is_valid(cron) or not re.fullmatch(r"\*|[\d,\-/]+", year):
         raise ValidationError(f"ScheduleExpression: {expression!r} is not a valid cron()")
     return Rule(expression.strip(), cron=cron, years=year, zone=zone)
 
 
-def _dow(expression: str, digits: str) -> str:
-    value = int(digits)
-    if not 1 <= value <= 7:
+def _from_aws(expression: str, day: int) -> int:
+    if not 1 <= day <= 7:
         raise ValidationError(
-            f"ScheduleExpression: {expression!r}: day-of-week {value} is out of range; "
+            f"ScheduleExpression: {expression!r}: day-of-week {day} is out of range; "
             "allowed 1 (SUN) to 7 (SAT)"
         )
-    return str(value - 1)
+    return day - 1
+
+
+def _to_aws(cron: str, day: int) -> int:
+    return day % 7 + 1  # a 5-field cron's 0 and 7 are both Sunday
+
+
+def _days(text: str, field: str, convert: Callable[[str, int], int]) -> str:
+    """A day-of-week field with its day numbers converted (not its steps, nor the n of
+    ``#n``); ``L`` moves to where the other side writes it."""
+    items = []
+    for item in field.split(","):
+        last = _LAST.fullmatch(item)  # croniter's L5 is AWS's 6L
+        if last is not None:
+            items.append(f"{convert(text, int(last[1]))}L")
+            continue
+        m = _DOW_ITEM.fullmatch(item)
+        if m is None:
+            items.append(item)  # left for the validity check to refuse
+            continue
+        ends = [str(convert(text, int(e))) if e.isdigit() else e for e in m["base"].split("-")]
+        tail = m["tail"] or ""
+        if tail == "L":  # AWS's 6L is croniter's L5
+            items.append(f"L{ends[0]}")
+        elif len(ends) == 2 and ends[0].isdigit() and int(ends[1]) < int(ends[0]):
+            # a range that ran to Saturday then Sunday (5-field 5-7): the days one by one
+            first, stop = int(ends[0]), int(ends[1]) + 7
+            items += [str((d - 1) % 7 + 1) for d in range(first, stop + 1)]
+        else:
+            items.append("-".join(ends) + tail)
+    return ",".join(items)
 
 
 def _year_matches(years: str, year: int) -> bool:
@@ -165,7 +225,7 @@ def rate_of(every: str | dt.timedelta) -> str:
 
 def cron_of(cron: str) -> str:
     """``cron(m h dom mon dow *)`` for a 5-field cron (UTC): AWS wants ``?`` in one of the
-    day fields and numbers the days of the week from SUN=1, so the days become names."""
+    day fields and numbers the days of the week from SUN=1, so the numbers move by one."""
     fields = cron.split()
     if len(fields) != 5 or not croniter.is_valid(cron) or "?" in cron:
         raise ValidationError(
@@ -181,5 +241,5 @@ def cron_of(cron: str) -> str:
     if dow == "*":
         dow = "?"
     else:
-        dom, dow = "?", _DOW.sub(lambda d: _NAMES[int(d[0])], dow)
+        dom, dow = "?", _days(cron, dow, _to_aws)
     return f"cron({minute} {hour} {dom} {month} {dow} *)"

@@ -44,7 +44,8 @@ class Schedules:
 
     def __init__(self, clock: Callable[[], int], registry: Registry):
         self.clock = clock
-        self._arn = registry.scheduler_arn  # in the region of the request being served
+        self._registry = registry  # its region: the request's, or a firing's schedule's
+        self._arn = registry.scheduler_arn
         self._changed = registry.on_change  # what is persisted, as the registry's objects are
         self.groups: dict[str, dict[str, Any]] = {}
         self.schedules: dict[tuple[str, str], dict[str, Any]] = {}  # (group, name) -> record
@@ -102,11 +103,16 @@ class Schedules:
     def create_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
         _validate("CreateSchedule", req)
         key = self._key(req)
+        token = req.get("ClientToken")
         if key in self.schedules:
+            made = self.schedules[key]
+            if token is not None and made.get("clientToken") == token:  # a retried request
+                return {"ScheduleArn": made["schedule"]["Arn"]}
             raise Conflict(f"Schedule {key[1]} already exists.")
         now = self.clock()
-        schedule = self._checked(req, key, now)
-        self._store(key, {"schedule": schedule, "catchUp": False, "fired": [], "missed": []})
+        schedule, rule = self._checked(req, key, now)
+        record = {"schedule": schedule, "catchUp": False, "fired": [], "missed": []}
+        self._store(key, {**record, "clientToken": token}, rule, now)
         return {"ScheduleArn": schedule["Arn"]}
 
     def update_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -115,8 +121,9 @@ class Schedules:
         _validate("UpdateSchedule", req)
         key = self._key(req)
         record = self._record(key)
-        schedule = self._checked(req, key, self.clock(), record["schedule"]["CreationDate"])
-        self._store(key, {**record, "schedule": schedule})
+        now = self.clock()
+        schedule, rule = self._checked(req, key, now, record["schedule"]["CreationDate"])
+        self._store(key, {**record, "schedule": schedule}, rule, now)
         return {"ScheduleArn": schedule["Arn"]}
 
     def get_schedule(self, req: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +168,7 @@ class Schedules:
             if not isinstance(req["CatchUp"], bool):
                 raise ValidationError(f"CatchUp: {req['CatchUp']!r:.40} is not true or false")
             record = {**record, "catchUp": req["CatchUp"]}
-            self._store(key, record, reschedule=False)
+            self._store(key, record)
         return {
             "Name": key[1],
             "GroupName": key[0],
@@ -179,11 +186,13 @@ class Schedules:
         return min(due, default=None)
 
     def fire_due(self, now: int, submit: Submit) -> None:
-        """Fire every schedule whose time has come, through ``submit`` (SubmitJob)."""
+        """Fire every schedule whose time has come, through ``submit`` (SubmitJob), in its
+        own region (its ARN's)."""
         for key in [k for k, r in self.schedules.items() if r.get("next") is not None]:
             record = self.schedules[key]
             if record["next"] > now:
                 continue
+            self._registry.region = record["schedule"]["Arn"].split(":")[3]
             self._fire(key, record, now, submit)
 
     def _fire(self, key: tuple[str, str], record: dict[str, Any], now: int, submit: Submit) -> None:
@@ -218,7 +227,7 @@ class Schedules:
         if at is None and schedule.get("ActionAfterCompletion") == "DELETE":
             self._drop(key)
         else:
-            self._store(key, record, reschedule=False)
+            self._store(key, record)
 
     @staticmethod
     def _submit(
@@ -245,8 +254,9 @@ class Schedules:
 
     def _checked(
         self, req: dict[str, Any], key: tuple[str, str], now: int, created: float | None = None
-    ) -> dict[str, Any]:
-        """The schedule ``req`` describes, as GetSchedule gives it, checked as AWS does."""
+    ) -> tuple[dict[str, Any], Rule]:
+        """The schedule ``req`` describes, as GetSchedule gives it, and its rule, checked as
+        AWS does (nothing is changed here)."""
         rule = parse(req["ScheduleExpression"], req.get("ScheduleExpressionTimezone"))
         window = req["FlexibleTimeWindow"]
         if (window["Mode"] == "FLEXIBLE") != ("MaximumWindowInMinutes" in window):
@@ -290,14 +300,23 @@ class Schedules:
         for member, ms in (("StartDate", start), ("EndDate", end)):
             if ms is not None:
                 schedule[member] = _seconds(ms)
-        self._rules[key] = rule
-        return schedule
+        if rule.cron is not None and rule.after(now, now) is None:
+            raise ValidationError(
+                f"ScheduleExpression: {req['ScheduleExpression']!r} names no time from now on"
+            )
+        return schedule, rule
 
-    def _store(self, key: tuple[str, str], record: dict[str, Any], reschedule: bool = True) -> None:
-        if reschedule:  # from now on: what a paused or changed schedule would have fired is not due
+    def _store(
+        self, key: tuple[str, str], record: dict[str, Any], rule: Rule | None = None, now: int = 0
+    ) -> None:
+        """Keep ``record``; with a (new) ``rule``, its next firing is from ``now`` on, that
+        very millisecond included (a rate starts at once): what a paused or changed schedule
+        would have fired meanwhile is not due."""
+        if rule is not None:
+            self._rules[key] = rule
             schedule = record["schedule"]
             enabled = schedule["State"] == "ENABLED"
-            nxt = self._after(schedule, self._rules[key], self.clock()) if enabled else None
+            nxt = self._after(schedule, rule, now - 1) if enabled else None
             record = {**record, "next": nxt}
         self.schedules[key] = record
         self._changed("schedule", "/".join(key), record)
@@ -306,7 +325,7 @@ class Schedules:
     def _after(schedule: dict[str, Any], rule: Rule, ms: int) -> int | None:
         """The schedule's first firing after ``ms`` within its start and end dates."""
         start = _ms(schedule, "StartDate")
-        anchor = start if start is not None else int(schedule["CreationDate"] * 1000)
+        anchor = start if start is not None else round(schedule["CreationDate"] * 1000)
         at = rule.after(max(ms, (start or 0) - 1), anchor)
         end = _ms(schedule, "EndDate")
         return None if at is None or (end is not None and at > end) else at
@@ -360,7 +379,7 @@ def _ms(req: dict[str, Any], member: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, int | float):
-        return int(value * 1000)
+        return round(value * 1000)  # epoch seconds as a float: 1796155445.391 * 1000 is ...390.9998
     try:
         when = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:

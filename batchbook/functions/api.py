@@ -16,6 +16,7 @@ from batchbook.functions.ledger import read_ledger, settle_pending
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions, parse_age
 from batchbook.functions.payload import gc_paused
+from batchbook.functions.schedule import forget_unused_templates
 from batchbook.functions.submission import submit_run
 from batchbook.wording import count
 
@@ -186,6 +187,7 @@ def cleanup(older_than: str | float = "7d", backend: Backend | None = None) -> C
             continue
         removed.append(run["id"])
         freed += sum(sizes.get(r.id, 0) for r in (job, *job.follow_ups))
+    freed += sum(sizes.get(t, 0) for t in forget_unused_templates(backend))
     return Cleanup(removed, freed, kept)
 
 

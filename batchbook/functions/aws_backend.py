@@ -33,7 +33,7 @@ class AwsBackend(Backend):
         self, aws: Aws, store: ObjectStore, queue: str, job_definition: str, setup: str = ""
     ):
         # adaptive retries, as for setup
-        super().__init__(aws.batch, aws.logs, store, queue, scheduler=aws.scheduler)
+        super().__init__(aws.batch, aws.logs, store, queue, scheduler=lambda: aws.scheduler)
         self.aws = aws
         self.setup = setup or queue  # the name `batchbook aws setup` made it under
         self.runner = job_definition

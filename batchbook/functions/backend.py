@@ -79,13 +79,15 @@ class Backend:
         store: ObjectStore,
         queue: str = DEFAULT_QUEUE,
         reconnect: Callable[[str], Any] | None = None,
-        scheduler: Any = None,
+        scheduler: Callable[[], Any] | None = None,
     ):
         """``reconnect(service_name)``: a new client once the endpoint stopped answering;
-        ``scheduler``: EventBridge Scheduler's client (batch.schedule), if the endpoint has it."""
+        ``scheduler()``: EventBridge Scheduler's client (batch.schedule), made on first use."""
         self.batch = MappedErrors(batch, _bind(reconnect, "batch"))
         self.logs = MappedErrors(logs, _bind(reconnect, "logs"))
-        self.scheduler = MappedErrors(scheduler, _bind(reconnect, "scheduler"))
+        self._new_scheduler = scheduler
+        self._scheduler: MappedErrors | None = None
+        self._reconnect_to = reconnect
         self.store = store
         self.queue = queue
         self._ready: set[str] = set()
@@ -96,6 +98,16 @@ class Backend:
         self._vcpus: dict[str, tuple[float, float]] = {}  # queue -> (when looked up, vCPUs)
         self._lock = threading.Lock()
         self._previous: list[Backend | None] = []  # the backends that were current before
+
+    @property
+    def scheduler(self) -> MappedErrors:
+        """EventBridge Scheduler's client on this endpoint (see batchbook.functions.schedule)."""
+        if self._scheduler is None:
+            if self._new_scheduler is None:
+                raise ClientError("schedule: this backend's endpoint has no EventBridge Scheduler")
+            client = self._new_scheduler()
+            self._scheduler = MappedErrors(client, _bind(self._reconnect_to, "scheduler"))
+        return self._scheduler
 
     # ------------------------------------------------------------ the contract's rest
     def wait_for_change(

@@ -6,7 +6,9 @@ same job, naming the template. The first of its chunks to start makes the firing
 its id is the job's (``AWS_BATCH_JOB_ID`` without the array index), its manifest the
 template's with that id, job id and time, reading the template's payload (``payloadOf``),
 and its ledger object, so ``batch.jobs()`` and ``batch.attach()`` find it as any other run.
-Each chunk writes the same manifest, so it does not matter which comes first.
+Chunks that start together may each write the manifest: the same but for its creation time,
+so it does not matter which comes first. A firing whose job never starts has no run (the
+local service lists it on its schedule; on AWS, Batch has the job).
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ def firing_run(store: ObjectStore, template: dict[str, Any], job_id: str) -> dic
     store.put(key, to_json(manifest))
     if not _listed(store, run_id):
         entry = {k: manifest[k] for k in LEDGER_FIELDS}
-        record_run(store, {**entry, "jobId": run_id, "schedule": template["schedule"]["name"]})
+        schedule = template["schedule"]["name"]
+        record_run(
+            store, {**entry, "jobId": run_id, "schedule": schedule, "template": template["id"]}
+        )
     return manifest
 
 

@@ -24,7 +24,7 @@ class LocalBackend(Backend):
             store,
             queue,
             self._reconnect,
-            service.client("scheduler", **RETRIES),
+            lambda: self.service.client("scheduler", **RETRIES),
         )
         self.service = service
         self._interpreters: dict[frozenset[str], dict[str, Any]] = {}

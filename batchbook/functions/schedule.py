@@ -23,7 +23,7 @@ from batchbook.errors import ClientError, Conflict, ResourceNotFound
 from batchbook.expressions import cron_of, parse, rate_of
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
-from batchbook.functions.ledger import read_ledger
+from batchbook.functions.ledger import RUN_TAG, read_ledger
 from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions
 from batchbook.functions.submission import submit_run
@@ -31,6 +31,7 @@ from batchbook.validation import sdk_input
 from batchbook.vocabulary import SCHEDULE_GROUP, SUBMIT_JOB_TARGET, every_page
 
 GROUP = SCHEDULE_GROUP
+TEMPLATES = "runs/schedule-"  # where templates are stored (see submission.submit_run)
 DESCRIPTION = "batchbook: "  # then the rule as given, "; runs ", the function
 NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 REFUSED = {  # map options a schedule does not take, and why
@@ -117,8 +118,12 @@ def schedule(
 def schedules(backend: Backend | None = None) -> ScheduleList:
     """Every batchbook schedule of the backend, by name."""
     backend = backend or current()
-    _ensure_group(backend)
-    listed = every_page(backend.scheduler.list_schedules, "Schedules", "NextToken", GroupName=GROUP)
+    try:
+        listed = every_page(
+            backend.scheduler.list_schedules, "Schedules", "NextToken", GroupName=GROUP
+        )
+    except ResourceNotFound:  # no batchbook schedule group yet: no schedules
+        return ScheduleList()
     names = [s["Name"] for s in listed]
     return ScheduleList(Schedule(backend, _details(backend, n)) for n in sorted(names))
 
@@ -193,8 +198,12 @@ class Schedule(Lines):
         return self._set_state("ENABLED")
 
     def delete(self) -> None:
-        """No more firings; its runs, and the function and inputs they read, stay."""
+        """No more firings. Its runs stay, and with them the function and inputs they read;
+        without runs, those go too (``batch.cleanup`` removes them once its runs are gone)."""
         self.backend.scheduler.delete_schedule(Name=self.name, GroupName=GROUP)
+        template = _template_of(self._details)
+        if template and template not in _templates_in_use(self.backend, with_schedules=False):
+            self.backend.store.delete(f"runs/{template}/")
 
     def refresh(self) -> Schedule:
         self._details = _details(self.backend, self.name)
@@ -263,6 +272,35 @@ class ScheduleList(list[Schedule]):
         return f"<ul>{rows}</ul>" if rows else "<p>no schedules</p>"
 
 
+def forget_unused_templates(backend: Backend) -> list[str]:
+    """Remove the stored templates no schedule fires and no kept run reads (for
+    batch.cleanup); their ids."""
+    stored = {
+        key.split("/")[1] for key, _ in backend.store.list(TEMPLATES) if key.endswith("/run.json")
+    }
+    unused = sorted(stored - _templates_in_use(backend))
+    for template in unused:
+        backend.store.delete(f"runs/{template}/")
+    return unused
+
+
+def _templates_in_use(backend: Backend, with_schedules: bool = True) -> set[str]:
+    """The templates the kept runs read (their firings), and with ``with_schedules``, the
+    ones the backend's schedules fire."""
+    used = {e["template"] for e in read_ledger(backend.store)[0] if e.get("template")}
+    if with_schedules:
+        used |= {_template_of(s._details) for s in schedules(backend)}
+    return used
+
+
+def _template_of(details: dict[str, Any]) -> str:
+    """The template a schedule fires: its job's ``batchbook:run`` tag."""
+    try:
+        return str(json.loads(details["Target"]["Input"])["Tags"][RUN_TAG])
+    except (KeyError, TypeError, ValueError):
+        return ""  # not one of batchbook's
+
+
 def _ensure_group(backend: Backend) -> None:
     try:
         backend.scheduler.create_schedule_group(Name=GROUP)
@@ -293,7 +331,7 @@ def _default_name(func: Any) -> str:
 def _epoch_ms(value: Any) -> int:
     if isinstance(value, dt.datetime):
         return int(value.timestamp() * 1000)
-    return int(float(value) * 1000)
+    return round(float(value) * 1000)
 
 
 def _utc(ms: int) -> dt.datetime:

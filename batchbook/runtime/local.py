@@ -87,6 +87,7 @@ RETRY_SAVE_MS = 1000  # how often changes a full disk kept are tried again
 READ_ONLY = frozenset(
     op for op in OPERATIONS + SCHEDULER_OPERATIONS if op.startswith(("Describe", "List", "Get"))
 )
+FIRINGS = "BatchbookScheduleFirings"  # read-only, unless it sets CatchUp
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -178,12 +179,15 @@ class LocalBatch:
                 f"operation {operation!r} is not supported by the local engine; "
                 f"supported: {', '.join(OPERATIONS + SCHEDULER_OPERATIONS)}"
             )
+        writes = operation not in READ_ONLY and not (
+            operation == FIRINGS and "CatchUp" not in (request or {})
+        )
         with self._lock:
-            if operation not in READ_ONLY:
+            if writes:
                 self._check_room()
             self.engine.region = region or self.engine.host.region
             result = getattr(answers, snake(operation))(request or {})
-            if operation not in READ_ONLY:
+            if writes:
                 self._commit()
                 self._wake()
             return _dumps(result).encode()
@@ -335,10 +339,13 @@ class LocalBatch:
             pass  # already pending
 
     def _recover(self) -> None:
-        """Attempts that were in flight when the last engine died are lost: kill leftovers, retry per strategy."""
+        """Attempts that were in flight when the last engine died are lost: kill leftovers,
+        retry per strategy. Schedules' firings missed meanwhile are listed (and caught up)
+        before the first request is answered."""
         for _, task in self.engine.active_tasks():
             kill_stale_group(task.pid, task.pid_start)
             self.engine.attempt_lost(task.task_id, HOST_LOST)
+        self.engine.schedules.fire_due(self.engine.clock(), self.engine.submit_job)
         self.db.save(self.engine.take_changes())
 
     def _timeout(self) -> float | None:

@@ -36,7 +36,7 @@ EXTENSIONS = {
     INTERPRETER_PATH: INTERPRETER_OPERATION,
     FIRINGS_PATH: FIRINGS_OPERATION,
 }
-SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups")
+SCHEDULER_PREFIXES = ("/schedules", "/schedule-groups", "/tags/")  # Batch's tags: /v1/tags/
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,11 @@ def _scheduler_route(method: str, path: str, query: str, body: bytes) -> Route:
                         ) from None
                 request[member] = value
         return Route("scheduler", name, request)
+    if path.startswith("/tags/"):
+        raise ValidationError(
+            "EventBridge Scheduler's tags (ListTagsForResource, TagResource, UntagResource) "
+            "are not kept by the local engine"
+        )
     raise ValidationError(f"{method} {path[:200]}: no such EventBridge Scheduler operation here")
 
 
