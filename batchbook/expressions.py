@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -31,6 +32,7 @@ _DOW_ITEM = re.compile(
 )
 _LAST = re.compile(r"L(\d)")  # croniter's "last <day> of the month" (AWS writes it 6L)
 _EVERY = re.compile(r"(\d+)\s*(m|min|mins|minutes?|h|hours?|d|days?)")
+COUNTED = 10_000  # a cron's missed firings counted one by one, at most (a rate's: any number)
 HORIZON_YEARS = 200  # a cron whose next time is further off than this never fires again
 
 
@@ -49,48 +51,65 @@ class Rule:
         """The first firing strictly after ``ms`` (epoch ms), or None: there is none.
         ``anchor``: a rate's first firing (its start date, else its creation: AWS starts
         a rate schedule at once), the next ones a period apart."""
-        if self.at_ms is not None:
-            return self.at_ms if self.at_ms > ms else None
-        if self.period_ms is not None:
-            if ms < anchor:
-                return anchor
-            return anchor + ((ms - anchor) // self.period_ms + 1) * self.period_ms
-        assert self.cron is not None and self.zone is not None  # one of the three, by parse()
-        try:
-            return self._cron_after(ms)
-        except CroniterError:  # a date that never comes (31 February)
-            return None
+        return next(self.firings(ms, anchor), None)
 
-    def _cron_after(self, ms: int) -> int | None:
+    def firings(self, ms: int, anchor: int) -> Iterator[int]:
+        """The firings strictly after ``ms``, in order (see :meth:`after`)."""
+        if self.at_ms is not None:
+            if self.at_ms > ms:
+                yield self.at_ms
+            return
+        if self.period_ms is not None:
+            k = 0 if ms < anchor else (ms - anchor) // self.period_ms + 1
+            while True:
+                yield anchor + k * self.period_ms
+                k += 1
+        try:
+            yield from self._cron_firings(ms)
+        except CroniterError:  # a date that never comes (31 February)
+            return
+
+    def count(self, first: int, last: int, anchor: int, keep: int) -> tuple[int, list[int], bool]:
+        """How many firings fall in [first, last], the latest ``keep`` of them, and whether
+        the count is only a floor (a cron counted up to COUNTED, not further)."""
+        if self.period_ms is not None:  # arithmetic, however many
+            if last < first:
+                return 0, [], False
+            n = (last - first) // self.period_ms + 1
+            start = first + max(0, n - keep) * self.period_ms
+            return n, list(range(start, first + n * self.period_ms, self.period_ms)), False
+        latest: deque[int] = deque(maxlen=keep)
+        for n, at in enumerate(self.firings(first - 1, anchor)):
+            if at > last:
+                return n, list(latest), False
+            if n == COUNTED:
+                return n, list(latest), True
+            latest.append(at)
+        return len(latest), list(latest), False
+
+    def _cron_firings(self, ms: int) -> Iterator[int]:
         """Stepped in wall-clock time, as AWS does across daylight saving time: a time the
         clocks skip does not fire, a time they repeat fires once (the first time)."""
-        assert self.cron is not None and self.zone is not None
+        assert self.cron is not None and self.zone is not None  # one of the three, by parse()
         local = dt.datetime.fromtimestamp(ms / 1000, self.zone).replace(tzinfo=None)
         last_year = local.year + HORIZON_YEARS
         times = croniter(self.cron, local, ret_type=dt.datetime)
-        for _ in range(10_000):
+        while True:
             wall = times.get_next(dt.datetime)
             if wall.year > last_year:
-                return None
+                return
             if not _year_matches(self.years, wall.year):
-                year = next(
-                    (
-                        y
-                        for y in range(wall.year + 1, last_year + 1)
-                        if _year_matches(self.years, y)
-                    ),
-                    None,
-                )
+                years = range(wall.year + 1, last_year + 1)
+                year = next((y for y in years if _year_matches(self.years, y)), None)
                 if year is None:
-                    return None
+                    return
                 times = croniter(self.cron, dt.datetime(year, 1, 1) - dt.timedelta(minutes=1))
                 continue
             when = wall.replace(tzinfo=self.zone, fold=0)
             exists = when.astimezone(dt.UTC).astimezone(self.zone).replace(tzinfo=None) == wall
             at = int(when.timestamp() * 1000)
             if exists and at > ms:
-                return at
-        return None
+                yield at
 
 
 def parse(expression: str, timezone: str | None = None) -> Rule:
@@ -163,14 +182,17 @@ def _days(text: str, field: str, convert: Callable[[str, int], int]) -> str:
         if m is None:
             items.append(item)  # left for the validity check to refuse
             continue
-        ends = [str(convert(text, int(e))) if e.isdigit() else e for e in m["base"].split("-")]
         tail = m["tail"] or ""
+        span = m["base"].split("-")
+        if convert is _to_aws and len(span) == 2 and span[1] == "7" and span[0].isdigit():
+            # a 5-field range that runs to Sunday again (5-7, 0-7, 1-7/2): AWS's days one by one
+            step = int(tail[1:]) if tail.startswith("/") else 1
+            days = sorted({_to_aws(text, d) for d in range(int(span[0]), 8, step)})
+            items.append("1-7" if len(days) == 7 else ",".join(map(str, days)))
+            continue
+        ends = [str(convert(text, int(e))) if e.isdigit() else e for e in span]
         if tail == "L":  # AWS's 6L is croniter's L5
             items.append(f"L{ends[0]}")
-        elif len(ends) == 2 and ends[0].isdigit() and int(ends[1]) < int(ends[0]):
-            # a range that ran to Saturday then Sunday (5-field 5-7): the days one by one
-            first, stop = int(ends[0]), int(ends[1]) + 7
-            items += [str((d - 1) % 7 + 1) for d in range(first, stop + 1)]
         else:
             items.append("-".join(ends) + tail)
     return ",".join(items)

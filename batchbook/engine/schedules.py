@@ -30,7 +30,6 @@ from batchbook.vocabulary import SUBMIT_JOB_TARGET, paginate
 DEFAULT_GROUP = "default"
 LATE_MS = 60_000  # a firing this late still runs (the loop was busy); a later one is missed
 KEPT = 100  # the most recent firings and missed firings a schedule lists
-MAX_STEPS = 100_000  # firings counted one by one at a time; past it, the count is a floor
 START_SLACK_MS = 5 * 60_000  # AWS: a StartDate no earlier than 5 minutes ago
 PAGE = 100
 DEFAULT_RETRY = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
@@ -177,6 +176,7 @@ class Schedules:
             "Fired": record["fired"],
             "Missed": record["missed"],
             "MissedCount": record.get("missedCount", len(record["missed"])),
+            "MissedCountIsFloor": bool(record.get("missedMore")),  # counted up to a limit
         }
 
     # ------------------------------------------------------------------ firing
@@ -192,42 +192,56 @@ class Schedules:
             record = self.schedules[key]
             if record["next"] > now:
                 continue
+            region = self._registry.region
             self._registry.region = record["schedule"]["Arn"].split(":")[3]
-            self._fire(key, record, now, submit)
+            try:
+                self._fire(key, record, now, submit)
+            finally:
+                self._registry.region = region
 
     def _fire(self, key: tuple[str, str], record: dict[str, Any], now: int, submit: Submit) -> None:
+        """Fire what is due: a firing at most ``late`` ms ago now; older ones are missed
+        (counted, the latest KEPT listed), with one catch-up run for them if asked."""
         schedule, rule = record["schedule"], self._rules[key]
         late = LATE_MS
         if schedule["FlexibleTimeWindow"]["Mode"] == "FLEXIBLE":
             late = max(late, schedule["FlexibleTimeWindow"]["MaximumWindowInMinutes"] * 60_000)
-        fired, missed, count = list(record["fired"]), list(record["missed"]), 0
+        fired, missed = list(record["fired"]), list(record["missed"])
         at: int | None = record["next"]
-        on_time = False
-        steps = 0
-        while at is not None and at <= now and steps < MAX_STEPS:
-            if now - at <= late:
-                fired.append(self._submit(schedule, at, submit, catch_up=False))
-                on_time = True
-            else:
-                missed.append(at)
-                count += 1
-            at = self._after(schedule, rule, at)
-            steps += 1
-        if at is not None and at <= now:  # too many to count one by one: skip to now
+        count, floor = 0, bool(record.get("missedMore"))
+        if at is not None and at < now - late:  # the service was down, or the machine asleep
+            count, latest, more = self._missed(schedule, rule, at, now - late - 1)
+            missed, floor = (missed + latest)[-KEPT:], floor or more
             at = self._after(schedule, rule, now - late)
+        on_time = False
+        while at is not None and at <= now:  # due within the window: on time
+            fired.append(self._submit(schedule, at, submit, catch_up=False))
+            on_time = True
+            at = self._after(schedule, rule, at)
         if count and record["catchUp"] and not on_time:
             fired.append(self._submit(schedule, missed[-1], submit, catch_up=True))
         record = {
             **record,
             "fired": fired[-KEPT:],
-            "missed": missed[-KEPT:],
+            "missed": missed,
             "missedCount": record.get("missedCount", len(record["missed"])) + count,
+            "missedMore": floor,
             "next": at,
         }
         if at is None and schedule.get("ActionAfterCompletion") == "DELETE":
             self._drop(key)
         else:
             self._store(key, record)
+
+    @staticmethod
+    def _missed(
+        schedule: dict[str, Any], rule: Rule, first: int, last: int
+    ) -> tuple[int, list[int], bool]:
+        """The firings from ``first`` to ``last`` within the schedule's end date: how many,
+        the latest KEPT, and whether the count is a floor."""
+        end = _ms(schedule, "EndDate")
+        last = last if end is None else min(last, end)
+        return rule.count(first, last, _anchor(schedule), KEPT)
 
     @staticmethod
     def _submit(
@@ -325,8 +339,7 @@ class Schedules:
     def _after(schedule: dict[str, Any], rule: Rule, ms: int) -> int | None:
         """The schedule's first firing after ``ms`` within its start and end dates."""
         start = _ms(schedule, "StartDate")
-        anchor = start if start is not None else round(schedule["CreationDate"] * 1000)
-        at = rule.after(max(ms, (start or 0) - 1), anchor)
+        at = rule.after(max(ms, (start or 0) - 1), _anchor(schedule))
         end = _ms(schedule, "EndDate")
         return None if at is None or (end is not None and at > end) else at
 
@@ -385,6 +398,12 @@ def _ms(req: dict[str, Any], member: str) -> int | None:
     except ValueError:
         raise ValidationError(f"{member}: {value!r:.40} is not a timestamp") from None
     return int(when.replace(tzinfo=when.tzinfo or dt.UTC).timestamp() * 1000)
+
+
+def _anchor(schedule: dict[str, Any]) -> int:
+    """Where a rate's periods start: its start date, else its creation."""
+    start = _ms(schedule, "StartDate")
+    return start if start is not None else round(schedule["CreationDate"] * 1000)
 
 
 def _seconds(ms: int) -> float:

@@ -187,7 +187,7 @@ def cleanup(older_than: str | float = "7d", backend: Backend | None = None) -> C
             continue
         removed.append(run["id"])
         freed += sum(sizes.get(r.id, 0) for r in (job, *job.follow_ups))
-    freed += sum(sizes.get(t, 0) for t in forget_unused_templates(backend))
+    freed += sum(sizes.get(t, 0) for t in forget_unused_templates(backend, cutoff))
     return Cleanup(removed, freed, kept)
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from batchbook.display import Lines
-from batchbook.errors import ClientError, Conflict, ResourceNotFound
+from batchbook.errors import BatchbookError, ClientError, Conflict, ResourceNotFound
 from batchbook.expressions import cron_of, parse, rate_of
 from batchbook.functions.backend import Backend
 from batchbook.functions.backends import current
@@ -28,7 +28,7 @@ from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions
 from batchbook.functions.submission import submit_run
 from batchbook.validation import sdk_input
-from batchbook.vocabulary import SCHEDULE_GROUP, SUBMIT_JOB_TARGET, every_page
+from batchbook.vocabulary import FINAL, SCHEDULE_GROUP, SUBMIT_JOB_TARGET, every_page
 
 GROUP = SCHEDULE_GROUP
 TEMPLATES = "runs/schedule-"  # where templates are stored (see submission.submit_run)
@@ -83,8 +83,9 @@ def schedule(
             f"name: a schedule {name!r} exists already; give another name= or delete it "
             f"(batch.schedules()[{name!r}].delete(), or batchbook schedule delete {name})"
         )
+    made_on = {"name": name, "scheduler": _scheduler_of(backend)}
     backend, template = submit_run(
-        func, args, {}, options, backend=backend, findable=False, schedule=name
+        func, args, {}, options, backend=backend, findable=False, schedule=made_on
     )
     function = template["function"]
     try:  # refused (a name taken meanwhile, a role missing): the template goes too
@@ -198,12 +199,10 @@ class Schedule(Lines):
         return self._set_state("ENABLED")
 
     def delete(self) -> None:
-        """No more firings. Its runs stay, and with them the function and inputs they read;
-        without runs, those go too (``batch.cleanup`` removes them once its runs are gone)."""
+        """No more firings. Its runs stay, and so do the function and inputs they read
+        (a firing still queued reads them too): ``batch.cleanup`` removes those once no run
+        or job needs them."""
         self.backend.scheduler.delete_schedule(Name=self.name, GroupName=GROUP)
-        template = _template_of(self._details)
-        if template and template not in _templates_in_use(self.backend, with_schedules=False):
-            self.backend.store.delete(f"runs/{template}/")
 
     def refresh(self) -> Schedule:
         self._details = _details(self.backend, self.name)
@@ -238,8 +237,9 @@ class Schedule(Lines):
                 out.append("not fired yet")
         if self.missed_count:
             latest = self.missed[-1]
+            floor = "at least " if (self._firings or {}).get("MissedCountIsFloor") else ""
             out.append(
-                f"missed {self.missed_count} firing(s) while the service was down, the latest "
+                f"missed {floor}{self.missed_count} firing(s) while the service was down, the latest "
                 f"{latest:%Y-%m-%d %H:%M} UTC" + ("; caught up once" if self.catch_up else "")
             )
         return out
@@ -272,25 +272,50 @@ class ScheduleList(list[Schedule]):
         return f"<ul>{rows}</ul>" if rows else "<p>no schedules</p>"
 
 
-def forget_unused_templates(backend: Backend) -> list[str]:
-    """Remove the stored templates no schedule fires and no kept run reads (for
-    batch.cleanup); their ids."""
-    stored = {
-        key.split("/")[1] for key, _ in backend.store.list(TEMPLATES) if key.endswith("/run.json")
-    }
-    unused = sorted(stored - _templates_in_use(backend))
-    for template in unused:
-        backend.store.delete(f"runs/{template}/")
-    return unused
-
-
-def _templates_in_use(backend: Backend, with_schedules: bool = True) -> set[str]:
-    """The templates the kept runs read (their firings), and with ``with_schedules``, the
-    ones the backend's schedules fire."""
-    used = {e["template"] for e in read_ledger(backend.store)[0] if e.get("template")}
-    if with_schedules:
+def forget_unused_templates(backend: Backend, cutoff_ms: float) -> list[str]:
+    """Remove the templates stored before ``cutoff_ms`` (epoch ms) that nothing needs: made
+    on this backend's scheduler, fired by none of its schedules, read by no kept run and by
+    no job still to run (a firing queued). Their ids (for batch.cleanup, which never fails
+    for them: when the schedules cannot be listed, every template stays)."""
+    stored = []
+    for key, _ in backend.store.list(TEMPLATES):
+        if key.endswith("/run.json"):
+            try:
+                manifest = json.loads(bytes(backend.store.get(key)))
+            except (FileNotFoundError, ValueError):
+                continue
+            stored.append(manifest)
+    old = [m for m in stored if m["created"] < cutoff_ms]
+    if not old:
+        return []  # nothing to ask the scheduler about
+    try:
+        here = _scheduler_of(backend)
+        old = [m for m in old if m["schedule"].get("scheduler") == here]
+        used = {e["template"] for e in read_ledger(backend.store)[0] if e.get("template")}
         used |= {_template_of(s._details) for s in schedules(backend)}
-    return used
+        unused = [m for m in old if m["id"] not in used and not _jobs_to_run(backend, m)]
+    except BatchbookError:  # no permission, no answer: keep them all
+        return []
+    for manifest in unused:
+        backend.store.delete(f"runs/{manifest['id']}/")
+    return [m["id"] for m in unused]
+
+
+def _jobs_to_run(backend: Backend, template: dict[str, Any]) -> bool:
+    """Whether a firing of ``template`` is still queued or running (and will read it)."""
+    jobs = every_page(
+        backend.batch.list_jobs,
+        "jobSummaryList",
+        jobQueue=template["options"]["queue"],
+        filters=[{"name": "JOB_NAME", "values": [template["jobName"]]}],
+    )
+    return any(j["status"] not in FINAL for j in jobs)
+
+
+def _scheduler_of(backend: Backend) -> str:
+    """Which EventBridge Scheduler a backend's schedules are on (its endpoint and region)."""
+    meta = backend.scheduler.meta
+    return f"{meta.endpoint_url} {meta.region_name}"
 
 
 def _template_of(details: dict[str, Any]) -> str:

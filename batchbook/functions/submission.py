@@ -59,13 +59,14 @@ def submit_run(
     parent: tuple[Run, list[int]] | None = None,
     backend: Backend | None = None,
     findable: bool = True,
-    schedule: str | None = None,
+    schedule: dict[str, str] | None = None,
 ) -> tuple[Backend, dict[str, Any]]:
     """Pickle and store a run, then submit its one (array) job: the backend and the run's
     manifest (with its ``jobId``). Nothing is submitted unless everything checked out and
     pickled, and nothing is left in the store if the submission was refused. ``findable``:
-    record its reuse key, so a later map with reuse=True finds it. ``schedule``: store it
-    as that schedule's template and submit nothing: the manifest's ``request`` is the
+    record its reuse key, so a later map with reuse=True finds it. ``schedule`` (its
+    ``name``, and the ``scheduler`` it is made on): store it as that schedule's template
+    and submit nothing: the manifest's ``request`` is the
     SubmitJob request each firing makes (see :mod:`batchbook.functions.firing`)."""
     filenames: set[str] = set()  # of the code pickled by value: its source goes with it
     function_bytes = pickle_function(func, filenames)
@@ -120,7 +121,7 @@ def submit_run(
     # ---- the run goes to the store, then one job to Batch
     run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:8]
     if schedule is not None:
-        run_id = f"schedule-{schedule}-{uuid.uuid4().hex[:8]}"
+        run_id = f"schedule-{schedule['name']}-{uuid.uuid4().hex[:8]}"
     fname = getattr(func, "__qualname__", type(func).__name__)
     manifest: dict[str, Any] = {
         "id": run_id,
@@ -161,8 +162,8 @@ def submit_run(
     request = _job_request(backend, manifest, store.url, list(options.depends_on), source)
     manifest["jobName"] = request["jobName"]
     if schedule is not None:  # stored once; each firing submits ``request``
-        manifest["schedule"] = {"name": schedule}
-        request["tags"][SCHEDULE_TAG] = schedule
+        manifest["schedule"] = schedule
+        request["tags"][SCHEDULE_TAG] = schedule["name"]
         store.put(run_key(run_id, "run.json"), to_json(manifest))
         return backend, {**manifest, "request": request}
     store.put(run_key(run_id, "run.json"), to_json(manifest))  # the workers read it: first

@@ -12,6 +12,7 @@ from conftest import Driver, FakeClock
 
 from batchbook.engine import Engine, EngineConfig, Host
 from batchbook.errors import Conflict, ScheduleNotFound, ValidationError
+from batchbook.expressions import COUNTED
 from batchbook.validation import sdk_input
 from batchbook.vocabulary import SUBMIT_JOB_TARGET
 
@@ -325,7 +326,7 @@ def test_hourly_through_the_repeated_hour_fires_once_an_hour(
         ("cron(0 * * * ? 2027)", "01-01 00:00", "01-01 01:00"),  # years skipped, not months
         ("cron(0 0 ? * 6L *)", "12-25 00:00", "01-29 00:00"),  # the last Friday
         ("cron(0 0 ? * 6#2 *)", "12-11 00:00", "01-08 00:00"),  # the second Friday
-        ("cron(0 0 ? * 2/10 *)", "12-07 00:00", "12-14 00:00"),  # a step is not a day
+        ("cron(0 0 ? * 1/2 *)", "12-01 00:00", "12-03 00:00"),  # SUN, TUE, THU, SAT: a step
         ("cron(0 9 ? * MON-FRI *)", "12-01 09:00", "12-02 09:00"),
     ],
 )
@@ -335,3 +336,26 @@ def test_cron_fields_as_aws_reads_them(
     clock.now = int(dt.datetime(2026, 12, 1, tzinfo=dt.UTC).timestamp() * 1000)  # a Tuesday
     create(engine, "c", expression)
     assert steps(engine, clock, "c", 2) == [first, second]
+
+
+def test_a_long_time_down_is_counted_not_stepped_through(engine: Engine, clock: FakeClock) -> None:
+    start = clock.now
+    create(engine, "minutely", "rate(1 minute)")
+    create(engine, "cron", "cron(* * * * ? *)")
+    for name in ("minutely", "cron"):
+        engine.schedules.batchbook_schedule_firings({"Name": name, "CatchUp": True})
+    engine.step()
+    clock.advance(30 * 86400 + 30)  # thirty days down; back within a minute of a firing
+    again = reloaded(engine, clock)
+    again.step()
+    rate = firings(again, "minutely")
+    assert rate["MissedCount"] == 30 * 1440 - 1 and not rate["MissedCountIsFloor"]  # exact
+    assert rate["Missed"][-1] == start + (30 * 1440 - 1) * 60_000 and len(rate["Missed"]) == 100
+    assert [f["CatchUp"] for f in rate["Fired"]] == [False, False]  # the latest was on time
+    cron = firings(again, "cron")
+    assert cron["MissedCount"] == COUNTED and cron["MissedCountIsFloor"]  # counted so far
+    assert [f["CatchUp"] for f in cron["Fired"]] == [False]  # its first minute came after
+    for state in (rate, cron):
+        assert state["NextFiring"] > clock.now - 60_000
+    again.step()
+    assert len(firings(again, "minutely")["Fired"]) == 2  # nothing more until it is due

@@ -9,14 +9,18 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from croniter import croniter
 
 import batchbook as batch
 from batchbook.errors import ClientError
+from batchbook.expressions import cron_of, parse
 from batchbook.functions.backend import Backend, make_current
+from batchbook.functions.schedule import forget_unused_templates
 from batchbook.server.discovery import stop_service
 from batchbook.validation import from_sdk_input
 from tests.functions.conftest import until
@@ -80,6 +84,8 @@ def test_each_firing_is_an_ordinary_run(folder_backend: Backend) -> None:
         s.delete()
     # its runs stay, and so does what they read; cleanup takes both once they are old
     assert batch.attach(first.id).to_frame()["result"].tolist() == [1, 4, 9]
+    assert templates(folder_backend, "squares")
+    batch.cleanup(older_than=3600)  # not old enough: the template stays too
     assert templates(folder_backend, "squares")
     batch.cleanup(older_than=0)
     assert templates(folder_backend, "squares") == set()
@@ -171,10 +177,42 @@ def test_a_taken_name_is_refused_and_the_first_kept(folder_backend: Backend) -> 
     make_current(folder_backend)
     first = batch.schedule(square, [1], every="2h", name="taken")
     try:
+        batch.cleanup(older_than=0)  # a live schedule's template stays
+        assert templates(folder_backend, "taken")
         with pytest.raises(ClientError, match="a schedule 'taken' exists already"):
             batch.schedule(square, [1], every="1h", name="taken")
         assert batch.schedules()["taken"].expression == "rate(2 hours)"
-        templates = [k for k, _ in folder_backend.store.list("runs/") if "schedule-taken" in k]
-        assert len({k.split("/")[1] for k in templates}) == 1  # the refused one stored nothing
+        assert len(templates(folder_backend, "taken")) == 1  # the refused one stored nothing
     finally:
         first.delete()
+
+
+def test_cleanup_never_fails_for_templates_it_cannot_judge(folder_backend: Backend) -> None:
+    """A backend whose endpoint has no EventBridge Scheduler (or denies listing schedules):
+    cleanup of runs goes on, and every template stays."""
+    make_current(folder_backend)
+    s = batch.schedule(square, [1], cron="0 3 * * *", name="judged")
+    s.delete()
+    blind = Backend(folder_backend.batch._client, folder_backend.logs._client, folder_backend.store)
+    assert forget_unused_templates(blind, cutoff_ms=time.time() * 1000 + 1) == []
+    assert templates(folder_backend, "judged")
+    batch.cleanup(older_than=0)  # the backend that can tell: nothing fires or reads it
+    assert templates(folder_backend, "judged") == set()
+
+
+@pytest.mark.parametrize(
+    "days",
+    ["0-7", "1-7/2", "5-7/2", "5-7", "1-5", "1-5/2", "0", "7", "*/3", "MON-FRI", "L5", "5#2"],
+)
+def test_cron_days_mean_on_aws_what_they_mean_to_cron(days: str) -> None:
+    """The converted expression fires on the very days croniter gives the 5-field one."""
+    cron = f"0 0 * * {days}"
+    start = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    theirs = croniter(cron, start - dt.timedelta(seconds=1), ret_type=dt.datetime)
+    want = [theirs.get_next(dt.datetime) for _ in range(10)]
+    rule, at = parse(cron_of(cron)), int(start.timestamp() * 1000) - 1
+    got = []
+    for _ in range(10):
+        at = rule.after(at, 0)
+        got.append(dt.datetime.fromtimestamp(at / 1000, dt.UTC))
+    assert got == want, cron_of(cron)

@@ -106,7 +106,9 @@ def test_schedules_survive_a_restart_and_list_what_they_missed(tmp_path: Path) -
 def test_pause_resume_delete_and_schedulers_errors(service: Service) -> None:
     scheduler = checked_client(service, "scheduler")
     common = {"FlexibleTimeWindow": {"Mode": "OFF"}, "Target": target()}
-    scheduler.create_schedule(Name="s", ScheduleExpression="cron(0 3 * * ? *)", **common)
+    got_arn = scheduler.create_schedule(Name="s", ScheduleExpression="cron(0 3 * * ? *)", **common)[
+        "ScheduleArn"
+    ]
     scheduler.update_schedule(
         Name="s", ScheduleExpression="cron(0 3 * * ? *)", State="DISABLED", **common
     )
@@ -125,6 +127,9 @@ def test_pause_resume_delete_and_schedulers_errors(service: Service) -> None:
         scheduler.create_schedule(Name="t", ScheduleExpression="every day", **common)
     assert e.value.response["Error"]["Code"] == "ValidationException"
     assert "ScheduleExpression: 'every day'" in e.value.response["Error"]["Message"]
+    with pytest.raises(BotoClientError) as e:  # its tags: said to be unsupported, by name
+        scheduler.list_tags_for_resource(ResourceArn=got_arn)
+    assert "tags (ListTagsForResource, TagResource, UntagResource) are not kept" in str(e.value)
     scheduler.delete_schedule(Name="s")
     with pytest.raises(scheduler.exceptions.ResourceNotFoundException) as e:
         scheduler.get_schedule(Name="s")
