@@ -54,8 +54,9 @@ def schedule(
     **map_options: Any,
 ) -> Schedule:
     """Run ``batch.map(func, *iterables, **map_options)`` on a timer: ``every="1h"`` (or
-    "30m", "2d", a timedelta) from now, or at the times of a 5-field UTC ``cron`` ("0 3 * *
-    *": 03:00 each day). Without iterables, each firing calls ``func()`` once.
+    "30m", "2d", a timedelta: at once, then every period, as EventBridge Scheduler starts a
+    rate), or at the times of a 5-field UTC ``cron`` ("0 3 * * *": 03:00 each day).
+    Without iterables, each firing calls ``func()`` once.
 
     ``name`` (default: the function's) is the schedule's, unique on its backend. With
     ``catch_up``, the local service runs a schedule once when it comes back after missing
