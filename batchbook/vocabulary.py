@@ -141,3 +141,5 @@ def with_token(out: dict[str, Any], token: str | None) -> dict[str, Any]:
 # SubmitJob request, its member names as the SDKs spell them (validation.sdk_input)
 SUBMIT_JOB_TARGET = "arn:aws:scheduler:::aws-sdk:batch:submitJob"
 SCHEDULE_GROUP = "batchbook"  # EventBridge Scheduler's group of every batch.schedule
+# a schedule's (or schedule group's) name, as EventBridge Scheduler's model allows it
+SCHEDULE_NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")

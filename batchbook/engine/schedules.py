@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from batchbook.engine.registry import Registry
 from batchbook.errors import ClientError, Conflict, ScheduleNotFound, ValidationError
 from batchbook.expressions import Rule, parse
 from batchbook.validation import from_sdk_input, validate_request
-from batchbook.vocabulary import SUBMIT_JOB_TARGET, paginate
+from batchbook.vocabulary import SCHEDULE_NAME, SUBMIT_JOB_TARGET, paginate
 
 DEFAULT_GROUP = "default"
 LATE_MS = 60_000  # a firing this late still runs (the loop was busy); a later one is missed
@@ -33,7 +32,6 @@ KEPT = 100  # the most recent firings and missed firings a schedule lists
 START_SLACK_MS = 5 * 60_000  # AWS: a StartDate no earlier than 5 minutes ago
 PAGE = 100
 DEFAULT_RETRY = {"MaximumEventAgeInSeconds": 86400, "MaximumRetryAttempts": 185}
-NAME = re.compile(r"[0-9a-zA-Z_.-]+")  # of a schedule or a schedule group
 
 Submit = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -369,7 +367,7 @@ def _validate(operation: str, req: dict[str, Any]) -> None:
     validate_request(operation, req, "scheduler", error=ValidationError)
     for member in ("Name", "GroupName"):  # the model's pattern, which validate_request skips
         value = req.get(member)
-        if value is not None and not NAME.fullmatch(value):
+        if value is not None and not SCHEDULE_NAME.fullmatch(value):
             raise ValidationError(
                 f"{member}: {value!r:.80} may hold only letters, digits, '-', '_' and '.'"
             )

@@ -28,12 +28,17 @@ from batchbook.functions.mapjob import MapJob
 from batchbook.functions.options import RunOptions
 from batchbook.functions.submission import submit_run
 from batchbook.validation import sdk_input
-from batchbook.vocabulary import FINAL, SCHEDULE_GROUP, SUBMIT_JOB_TARGET, every_page
+from batchbook.vocabulary import (
+    FINAL,
+    SCHEDULE_GROUP,
+    SCHEDULE_NAME,
+    SUBMIT_JOB_TARGET,
+    every_page,
+)
 
 GROUP = SCHEDULE_GROUP
 TEMPLATES = "runs/schedule-"  # where templates are stored (see submission.submit_run)
 DESCRIPTION = "batchbook: "  # then the rule as given, "; runs ", the function
-NAME = re.compile(r"[0-9A-Za-z_.-]{1,64}")
 REFUSED = {  # map options a schedule does not take, and why
     "budget": "a schedule's firings run unattended, with no client to stop them; "
     "estimate one with batch.estimate and cap each input with timeout_per_input=",
@@ -70,7 +75,7 @@ def schedule(
         if map_options.get(option) not in (None, False):
             raise ClientError(f"{option}: not an option of a schedule ({why})")
     name = name or _default_name(func)
-    if not NAME.fullmatch(name):
+    if not SCHEDULE_NAME.fullmatch(name):
         raise ClientError(
             f"name: {name!r:.80} is not a schedule name; use 1 to 64 letters, digits, '-', "
             "'_' or '.'"

@@ -68,10 +68,11 @@ OPERATIONS = (
     "UpdateComputeEnvironment",
     "UpdateJobQueue",
 )
+FIRINGS = "BatchbookScheduleFirings"  # batchbook's own; read-only, unless it sets CatchUp
 # EventBridge Scheduler's, answered by the engine's schedules (and batchbook's own listing
 # of what a schedule fired and missed)
 SCHEDULER_OPERATIONS = (
-    "BatchbookScheduleFirings",
+    FIRINGS,
     "CreateSchedule",
     "CreateScheduleGroup",
     "DeleteSchedule",
@@ -87,7 +88,6 @@ RETRY_SAVE_MS = 1000  # how often changes a full disk kept are tried again
 READ_ONLY = frozenset(
     op for op in OPERATIONS + SCHEDULER_OPERATIONS if op.startswith(("Describe", "List", "Get"))
 )
-FIRINGS = "BatchbookScheduleFirings"  # read-only, unless it sets CatchUp
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
